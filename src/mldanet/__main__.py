@@ -1,0 +1,3 @@
+from mldanet.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,64 @@
+"""The ``mldanet`` command line: one sub-command per job, each in its own module.
+
+A command module exposes ``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported
+only when their command runs, so ``mldanet --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("mldanet.training.command", "train MLDA-Net (M, S or MS; presets, YAML, overrides; torchrun DDP)"),
+    "evaluate": ("mldanet.evaluation.command", "KITTI Eigen evaluation (7 metrics) of a checkpoint or of disparities"),
+    "predict": ("mldanet.predict", "depth for images, folders and videos (.npy and colour-mapped .png)"),
+    "export-gt": ("mldanet.data.ground_truth", "ground-truth depth from Velodyne scans into gt_depths.npz"),
+    "hints": ("mldanet.hints", "precompute fused-SGM depth hints (parallel, resumable)"),
+    "splits": ("mldanet.data.splits", "list or download the KITTI split files"),
+    "synth": ("mldanet.synth.command", "render a synthetic drive in the KITTI raw layout"),
+    "demo": ("mldanet.demo", "synth -> hints -> train -> evaluate -> predict -> report, on a CPU in minutes"),
+    "export-onnx": ("mldanet.export", "export the depth network to ONNX, checked against PyTorch"),
+    "presets": ("mldanet.training.presets_command", "list the training presets (one per row of the paper's table)"),
+}
+
+
+class UserError(Exception):
+    """An error caused by the user's input: printed as one line, exit code 2, no traceback."""
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mldanet", description="MLDA-Net self-supervised monocular depth")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_line) in COMMANDS.items():
+        if command is not None and name != command:
+            sub.add_parser(name, help=help_line)
+            continue
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=help_line, description=help_line)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command not in COMMANDS:
+        parser = argparse.ArgumentParser(prog="mldanet", description="MLDA-Net self-supervised monocular depth")
+        sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+        for name, (_, help_line) in COMMANDS.items():
+            sub.add_parser(name, help=help_line)
+        parser.parse_args(argv or ["--help"])
+        return 2
+    args = build_parser(command).parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except (UserError, FileNotFoundError, ValueError) as error:
+        print(f"mldanet {command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mldanet {command}: interrupted", file=sys.stderr)
+        return 130
+

@@ -1,0 +1,230 @@
+"""Typed configuration: dataclasses, YAML presets shipped in the package, ``key=value`` overrides.
+
+A config is resolved in this order: defaults < preset or YAML file < ``--set key=value``
+overrides < plain command-line flags. The resolved config is saved beside every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mldanet.types import STEREO, FrameId
+
+MODES = ("M", "S", "MS")
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "resnet18"  # resnet18 | resnet50
+    variant: str = "mlda"  # mlda | baseline
+    decoder_attention: bool = True  # channel attention in the decoder (DESIGN §2 step 2)
+    attention_scale: bool = True  # 1/sqrt(hw) inside the channel-attention softmax
+    scales: tuple[int, ...] = (0, 1, 2, 3)
+    weights_init: str = "pretrained"  # pretrained | scratch | path to a torchvision state dict
+
+
+@dataclass
+class DataConfig:
+    data_path: str = ""
+    splits_dir: str = ""  # empty: $MLDANET_SPLITS_DIR
+    split: str = "eigen_zhou"
+    hints_dir: str = ""
+    height: int = 192
+    width: int = 640
+    img_ext: str = ".jpg"
+    num_workers: int = 4
+    skip_missing: bool = False
+
+
+@dataclass
+class LossConfig:
+    ssim_alpha: float = 0.85
+    smoothness_weight: float = 1e-3
+    hints_weight: float = 1.0
+    use_hints: bool = True
+    weighting: str = "fixed"  # fixed | uncertainty
+    automask: bool = True
+    min_depth: float = 0.1
+    max_depth: float = 100.0
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    batch_size: int = 12
+    epochs: int = 20
+    schedule: str = "step"  # step | cosine
+    step_epochs: int = 15  # step schedule: multiply lr by gamma every step_epochs epochs
+    gamma: float = 0.1
+    warmup_steps: int = 0
+    max_steps: int = 0  # 0: run all epochs
+    weight_decay: float = 0.0
+    pose_lr_scale: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    mode: str = "MS"  # M | S | MS
+    out: str = "runs/mldanet"
+    device: str = "auto"  # auto | cpu | cuda
+    seed: int = 0
+    checkpoint_every: int = 1000
+    log_every: int = 50
+    image_every: int = 500
+    amp: str = "none"  # none | bf16 | fp16 (CUDA only)
+    channels_last: bool = False
+    validate: bool = True
+    max_val_batches: int = 0  # 0: the whole validation split
+
+    @property
+    def frame_ids(self) -> tuple[FrameId, ...]:
+        return {"M": (0, -1, 1), "S": (0, STEREO), "MS": (0, -1, 1, STEREO)}[self.mode]
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain YAML/JSON/``torch.load(weights_only=True)``-safe nested dict (tuples become lists)."""
+
+        def plain(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [plain(v) for v in value]
+            return value
+
+        return plain(asdict(self))
+
+    def validate(self) -> None:
+        choices = {
+            "model.backbone": (self.model.backbone, ("resnet18", "resnet50")),
+            "model.variant": (self.model.variant, ("mlda", "baseline")),
+            "loss.weighting": (self.loss.weighting, ("fixed", "uncertainty")),
+            "optim.schedule": (self.optim.schedule, ("step", "cosine")),
+            "train.mode": (self.train.mode, MODES),
+            "train.device": (self.train.device, ("auto", "cpu", "cuda")),
+            "train.amp": (self.train.amp, ("none", "bf16", "fp16")),
+        }
+        for key, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise ValueError(f"{key}={value!r} is not one of {', '.join(allowed)}")
+        for key, size in (("data.height", self.data.height), ("data.width", self.data.width)):
+            if size <= 0 or size % 32:
+                raise ValueError(f"{key}={size} must be a positive multiple of 32")
+        if self.optim.batch_size < 1:
+            raise ValueError(f"optim.batch_size={self.optim.batch_size} must be at least 1")
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Convert a YAML/CLI value to the dataclass field's declared type, naming the key on failure."""
+    origin = typing.get_origin(annotation)
+    try:
+        if annotation is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+                return value.lower() in ("true", "1", "yes")
+            raise TypeError
+        if annotation is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise TypeError
+            return int(value)
+        if annotation is float:
+            return float(value)
+        if annotation is str:
+            return "" if value is None else str(value)
+        if origin is tuple:
+            (item_type, _) = typing.get_args(annotation)
+            items = value if isinstance(value, (list, tuple)) else [value]
+            return tuple(_coerce(v, item_type, key) for v in items)
+    except (TypeError, ValueError):
+        pass
+    else:
+        return value
+    raise ValueError(f"config key {key}: cannot use {value!r} as {getattr(annotation, '__name__', annotation)}")
+
+
+def _merge(obj: Any, updates: dict[str, Any], prefix: str = "") -> None:
+    hints = typing.get_type_hints(type(obj))
+    known = {f.name for f in dataclasses.fields(obj)}
+    for name, value in updates.items():
+        key = f"{prefix}{name}"
+        if name not in known:
+            raise ValueError(f"unknown config key {key!r}; known keys: {', '.join(sorted(known))}")
+        current = getattr(obj, name)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ValueError(f"config key {key} is a section; give a mapping, not {value!r}")
+            _merge(current, value, prefix=f"{key}.")
+        else:
+            setattr(obj, name, _coerce(value, hints[name], key))
+
+
+def config_from_dict(data: dict[str, Any], base: Config | None = None) -> Config:
+    config = base if base is not None else Config()
+    _merge(config, data or {})
+    return config
+
+
+def preset_names() -> list[str]:
+    folder = resources.files("mldanet") / "presets"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_preset(name: str) -> Config:
+    names = preset_names()
+    if name not in names:
+        raise ValueError(f"unknown preset {name!r}; available presets: {', '.join(names)}")
+    text = (resources.files("mldanet") / "presets" / f"{name}.yaml").read_text()
+    return config_from_dict(yaml.safe_load(text))
+
+
+def load_config_file(path: str | Path) -> Config:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"config file {path} is not valid YAML: {error}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a mapping of sections, not {type(data).__name__}")
+    try:
+        return config_from_dict(data or {})
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+
+
+def apply_overrides(config: Config, overrides: list[str]) -> Config:
+    """Apply ``section.key=value`` strings; values are parsed as YAML scalars/lists."""
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} must look like section.key=value")
+        dotted, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw.strip() else ""
+        nested: dict[str, Any] = {}
+        cursor = nested
+        parts = dotted.strip().split(".")
+        for part in parts[:-1]:
+            cursor = cursor.setdefault(part, {})
+        cursor[parts[-1]] = value
+        config_from_dict(nested, base=config)
+    return config
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -1,0 +1,1 @@
+"""Training: the trainer, checkpoints, schedules and the ``train`` command."""

@@ -1,0 +1,101 @@
+"""Checkpoints: atomic writes, weights-only loading, and clear errors on foreign or broken files.
+
+A checkpoint is a plain dict (loadable with ``torch.load(weights_only=True)``)::
+
+    format       "mldanet-checkpoint/1"
+    config       Config.to_dict()
+    depth_net    state dict
+    pose_net     state dict or None (S mode)
+    optimizer, scheduler, loss_weighting, scaler   state dicts (training state)
+    epoch, step  int; batch position inside the epoch is ``step - epoch_start_step``
+    rng          RNG states (torch CPU/CUDA as uint8 tensors, numpy/python as plain ints)
+    best_abs_rel float
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mldanet.config import Config, config_from_dict
+
+FORMAT = "mldanet-checkpoint/1"
+
+
+def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
+    """Write ``payload`` to ``path`` atomically: a crash mid-write leaves the previous file intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": FORMAT, **payload}
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True``; every failure names the file."""
+    path = Path(path)
+    if path.is_dir():
+        candidate = path / "checkpoints" / "last.pt"
+        path = candidate if candidate.is_file() else path / "last.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError(
+            f"checkpoint {path} was refused by weights-only loading (it holds objects other than "
+            f"tensors and plain data; it may be unsafe): {str(error).splitlines()[0]}"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
+        raise ValueError(f"checkpoint {path} is corrupt or truncated: {str(error).splitlines()[0]}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an mldanet checkpoint (no '{FORMAT}' format tag)")
+    return payload
+
+
+def checkpoint_config(payload: dict[str, Any]) -> Config:
+    return config_from_dict(payload["config"])
+
+
+def load_state_dict_checked(module: nn.Module, state: dict[str, Any], source: str | Path, what: str) -> None:
+    """``load_state_dict`` whose error says which checkpoint and which network did not fit."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as error:
+        lines = str(error).splitlines()
+        detail = "; ".join(line.strip() for line in lines[1:4]) or lines[0]
+        raise ValueError(f"checkpoint {source}: the {what} weights do not fit this network ({detail})") from None
+
+
+def load_depth_net(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, Config]:
+    """Rebuild the depth network a checkpoint was trained with and load its weights (eval mode)."""
+    from mldanet.models import build_depth_net
+
+    payload = load_checkpoint(path)
+    config = checkpoint_config(payload)
+    net = build_depth_net(
+        backbone=config.model.backbone,
+        variant=config.model.variant,
+        pretrained=False,
+        scales=tuple(config.model.scales),
+        decoder_attention=config.model.decoder_attention,
+        attention_scale=config.model.attention_scale,
+    )
+    load_state_dict_checked(net, payload["depth_net"], path, "depth")
+    return net.to(device).eval(), config
