@@ -1,0 +1,47 @@
+"""Write one named section of ``benchmarks/RESULTS.md``, leaving the other benchmarks' sections alone."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import re
+import shlex
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+HEADER = "# Benchmark results\n\nEach section is written by the script it names; rerun the command to refresh it.\n"
+
+
+def machine_line() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (
+        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), {device}, Python {platform.python_version()}"
+    )
+
+
+def write_section(name: str, body: str, title: str | None = None) -> Path:
+    """Replace (or append) the section ``name`` with ``body``, stamped with command, machine and date."""
+    command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    stamp = (
+        f"Command: `{command}`  \nMachine: {machine_line()}  \n"
+        f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC\n"
+    )
+    block = f"<!-- BEGIN {name} -->\n## {title or name}\n\n{stamp}\n{body.strip()}\n<!-- END {name} -->\n"
+    text = RESULTS.read_text() if RESULTS.exists() else HEADER
+    pattern = re.compile(rf"<!-- BEGIN {re.escape(name)} -->.*?<!-- END {re.escape(name)} -->\n?", re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block
+    RESULTS.write_text(text)
+    return RESULTS
