@@ -1,0 +1,46 @@
+"""Build the training and validation datasets a config describes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mldanet.config import Config
+from mldanet.data.dataset import KittiRawDataset
+from mldanet.data.splits import read_split_lines
+
+
+def build_datasets(config: Config, split_file: str | None = None) -> tuple[KittiRawDataset, KittiRawDataset | None]:
+    """Train and val datasets from ``config.data``; ``split_file`` replaces the split's train list."""
+    data = config.data
+    if not data.data_path:
+        raise ValueError("no data path: give --data-path (the KITTI raw root) or set data.data_path")
+    if not Path(data.data_path).is_dir():
+        raise FileNotFoundError(f"data path not found: {data.data_path}")
+    splits_dir = data.splits_dir or None
+    train_lines = read_split_lines(split_file or data.split, "train", splits_dir)
+    hints_dir = data.hints_dir if config.loss.use_hints and "s" in config.train.frame_ids and data.hints_dir else None
+    if config.loss.use_hints and "s" in config.train.frame_ids and not data.hints_dir:
+        raise ValueError(
+            "depth hints are on (loss.use_hints=true) but no hints directory was given: "
+            "run `mldanet hints` and pass --hints-dir, or turn hints off with --set loss.use_hints=false"
+        )
+    common = dict(
+        root=data.data_path,
+        height=data.height,
+        width=data.width,
+        frame_ids=config.train.frame_ids,
+        hints_dir=hints_dir,
+        img_ext=data.img_ext,
+        skip_missing=data.skip_missing,
+        seed=config.train.seed,
+    )
+    train_set = KittiRawDataset(lines=train_lines, train=True, **common)
+    val_set = None
+    if config.train.validate and split_file is None:
+        try:
+            val_lines = read_split_lines(data.split, "val", splits_dir)
+        except FileNotFoundError:
+            val_lines = []
+        if val_lines:
+            val_set = KittiRawDataset(lines=val_lines, train=False, load_gt=True, **common)
+    return train_set, val_set

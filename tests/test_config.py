@@ -1,0 +1,89 @@
+import pytest
+import yaml
+
+from mldanet.config import (
+    Config,
+    apply_overrides,
+    config_from_dict,
+    load_config_file,
+    load_preset,
+    preset_names,
+    save_config,
+)
+
+
+def test_every_design_table_row_has_a_preset():
+    expected = {
+        "ms_r18_640x192": ("resnet18", 640, 192, "fixed", 1e-4, 2),
+        "ms_r18_640x192_adaptive": ("resnet18", 640, 192, "uncertainty", 1e-4, 2),
+        "ms_r18_1024x320": ("resnet18", 1024, 320, "fixed", 5e-5, 4),
+        "ms_r18_1024x320_adaptive": ("resnet18", 1024, 320, "uncertainty", 5e-5, 4),
+        "ms_r50_1024x320": ("resnet50", 1024, 320, "fixed", 5e-5, 4),
+        "ms_r50_1024x320_adaptive": ("resnet50", 1024, 320, "uncertainty", 5e-5, 4),
+    }
+    assert set(preset_names()) == set(expected)
+    for name, (backbone, width, height, weighting, lr, step) in expected.items():
+        c = load_preset(name)
+        assert (c.model.backbone, c.data.width, c.data.height, c.loss.weighting) == (backbone, width, height, weighting)
+        assert c.optim.lr == pytest.approx(lr) and c.optim.step_epochs == step
+        assert (c.optim.batch_size, c.optim.epochs, c.train.mode) == (2, 10, "MS")
+        assert c.loss.use_hints and c.loss.smoothness_weight == pytest.approx(1e-3)
+        assert c.train.frame_ids == (0, -1, 1, "s")
+        c.validate()
+
+
+def test_overrides_are_typed_and_nested():
+    c = apply_overrides(load_preset("ms_r18_640x192"), ["optim.lr=3e-5", "data.height=96", "model.scales=[0, 1]", "loss.use_hints=false"])
+    assert c.optim.lr == pytest.approx(3e-5) and isinstance(c.optim.lr, float)
+    assert c.data.height == 96 and c.model.scales == (0, 1) and c.loss.use_hints is False
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optim.lrr=1", "unknown config key 'optim.lrr'"),
+        ("data.height=abc", "config key data.height: cannot use 'abc'"),
+        ("lr", "must look like section.key=value"),
+        ("optim=3", "is a section"),
+    ],
+)
+def test_bad_overrides_name_the_key(override, message):
+    with pytest.raises(ValueError, match=message):
+        apply_overrides(Config(), [override])
+
+
+def test_validation_names_the_value():
+    c = config_from_dict({"data": {"height": 100}})
+    with pytest.raises(ValueError, match="data.height=100 must be a positive multiple of 32"):
+        c.validate()
+    c = config_from_dict({"train": {"mode": "X"}})
+    with pytest.raises(ValueError, match="train.mode='X'"):
+        c.validate()
+
+
+def test_unknown_preset_lists_the_available_ones():
+    with pytest.raises(ValueError, match="ms_r18_640x192"):
+        load_preset("nope")
+
+
+def test_config_round_trips_through_yaml(tmp_path):
+    c = apply_overrides(load_preset("ms_r50_1024x320_adaptive"), ["train.seed=7"])
+    save_config(c, tmp_path / "c.yaml")
+    again = load_config_file(tmp_path / "c.yaml")
+    assert again == c
+    assert yaml.safe_load((tmp_path / "c.yaml").read_text())["model"]["scales"] == [0, 1, 2, 3]
+
+
+def test_config_file_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.yaml"):
+        load_config_file(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(ValueError, match="bad.yaml must hold a mapping"):
+        load_config_file(bad)
+    bad.write_text("optim: {lr: [}\n")
+    with pytest.raises(ValueError, match="bad.yaml is not valid YAML"):
+        load_config_file(bad)
+    bad.write_text("optim: {nope: 1}\n")
+    with pytest.raises(ValueError, match=r"bad.yaml: unknown config key 'optim.nope'"):
+        load_config_file(bad)

@@ -1,0 +1,61 @@
+import os
+
+import pytest
+import torch
+
+from mldanet.config import Config
+from mldanet.training.checkpoint import FORMAT, load_checkpoint, save_checkpoint
+
+
+def test_round_trip_is_weights_only_loadable(tmp_path):
+    path = save_checkpoint({"config": Config().to_dict(), "depth_net": {"w": torch.arange(3.0)}, "step": 4}, tmp_path / "c" / "last.pt")
+    raw = torch.load(path, weights_only=True)
+    assert raw["format"] == FORMAT and raw["step"] == 4
+    loaded = load_checkpoint(tmp_path / "c" / "last.pt")
+    assert torch.equal(loaded["depth_net"]["w"], torch.arange(3.0))
+    # a run folder resolves to its checkpoints/last.pt
+    run = tmp_path / "run"
+    save_checkpoint({"step": 1}, run / "checkpoints" / "last.pt")
+    assert load_checkpoint(run)["step"] == 1
+
+
+def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_checkpoint({"step": 1}, path)
+
+    def broken_save(obj, handle):
+        handle.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint({"step": 2}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+class Malicious:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_malicious_pickle_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"format": FORMAT, "payload": Malicious()}, path)
+    with pytest.raises(ValueError, match="evil.pt was refused by weights-only loading"):
+        load_checkpoint(path)
+
+
+def test_corrupt_missing_and_foreign_files_name_the_path(tmp_path):
+    good = save_checkpoint({"step": 1}, tmp_path / "good.pt")
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:100])
+    with pytest.raises(ValueError, match="truncated.pt is corrupt or truncated"):
+        load_checkpoint(truncated)
+    with pytest.raises(FileNotFoundError, match="nothere.pt"):
+        load_checkpoint(tmp_path / "nothere.pt")
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(ValueError, match="foreign.pt is not an mldanet checkpoint"):
+        load_checkpoint(foreign)

@@ -1,0 +1,94 @@
+"""Training runs on a KITTI-layout fixture built from the real frame (tests/conftest.py)."""
+
+import pytest
+import torch
+
+from mldanet.cli import main
+from mldanet.config import Config, config_from_dict
+from mldanet.training.checkpoint import load_checkpoint
+from mldanet.training.datasets import build_datasets
+from mldanet.training.trainer import Trainer
+
+torch.set_num_threads(2)
+
+
+def small_config(fixture, out, mode="MS", **optim) -> Config:
+    return config_from_dict(
+        {
+            "model": {"weights_init": "scratch"},
+            "data": {
+                "data_path": str(fixture["data"]),
+                "splits_dir": str(fixture["splits"]),
+                "split": "fixture",
+                "hints_dir": str(fixture["hints"]),
+                "height": 64,
+                "width": 192,
+                "num_workers": 0,
+            },
+            "loss": {"use_hints": "s" in mode},
+            "optim": {"batch_size": 2, "epochs": 2, "lr": 1e-4, **optim},
+            "train": {"mode": mode, "out": str(out), "checkpoint_every": 2, "log_every": 1, "image_every": 0, "validate": False},
+        }
+    )
+
+
+@pytest.mark.parametrize("mode", ["M", "S", "MS"])
+def test_two_steps_in_each_mode_write_a_checkpoint(kitti_fixture, tmp_path, mode):
+    config = small_config(kitti_fixture, tmp_path / mode, mode=mode, max_steps=2)
+    train_set, _ = build_datasets(config)
+    before = {k: v.clone() for k, v in Trainer(config, train_set, progress=False).depth_net.state_dict().items()}
+    trainer = Trainer(config, train_set, progress=False)
+    state = trainer.train()
+    assert state.step == 2
+    ckpt = load_checkpoint(tmp_path / mode / "checkpoints" / "last.pt")
+    assert ckpt["step"] == 2 and ckpt["config"]["train"]["mode"] == mode
+    assert (ckpt["pose_net"] is None) == (mode == "S")
+    changed = [k for k, v in ckpt["depth_net"].items() if v.is_floating_point() and not torch.equal(v, before[k])]
+    assert changed, "two optimisation steps changed no depth-net weight"
+    assert (tmp_path / mode / "checkpoints" / "config.yaml").is_file()
+    assert any(h.get("loss/reprojection", 0) > 0 for h in ckpt["history"])
+    if "s" in mode:
+        assert any("loss/hints" in h for h in ckpt["history"])
+
+
+def test_resume_is_bit_identical(kitti_fixture, tmp_path):
+    # 8 lines, batch 2 -> 4 steps per epoch; 6 steps cross an epoch boundary.
+    straight = small_config(kitti_fixture, tmp_path / "straight", max_steps=6, checkpoint_every=100)
+    train_set, _ = build_datasets(straight)
+    Trainer(straight, train_set, progress=False).train()
+
+    first = small_config(kitti_fixture, tmp_path / "resumed", max_steps=3, checkpoint_every=100)
+    Trainer(first, build_datasets(first)[0], progress=False).train()
+    second = small_config(kitti_fixture, tmp_path / "resumed", max_steps=6, checkpoint_every=100)
+    Trainer(second, build_datasets(second)[0], resume=tmp_path / "resumed", progress=False).train()
+
+    a = load_checkpoint(tmp_path / "straight")
+    b = load_checkpoint(tmp_path / "resumed")
+    assert a["step"] == b["step"] == 6
+    for net in ("depth_net", "pose_net", "loss_weighting"):
+        for key in a[net]:
+            assert torch.equal(a[net][key], b[net][key]), f"{net}.{key} differs after resume"
+
+
+def test_train_command_with_overrides_and_uncertainty(kitti_fixture, tmp_path):
+    out = tmp_path / "cli"
+    code = main([
+        "train", "--preset", "ms_r18_640x192_adaptive", "--data-path", str(kitti_fixture["data"]),
+        "--splits-dir", str(kitti_fixture["splits"]), "--split", "fixture", "--hints-dir", str(kitti_fixture["hints"]),
+        "--height", "64", "--width", "192", "--weights-init", "scratch", "--max-steps", "1", "--num-workers", "0",
+        "--out", str(out), "--set", "train.validate=false", "--set", "train.log_every=1", "--no-progress",
+    ])
+    assert code == 0
+    ckpt = load_checkpoint(out)
+    assert ckpt["config"]["loss"]["weighting"] == "uncertainty"
+    assert any("log_var/reprojection" in h for h in ckpt["history"])
+
+
+def test_train_command_errors_are_one_line(kitti_fixture, tmp_path, capsys):
+    code = main(["train", "--preset", "ms_r18_640x192", "--data-path", str(tmp_path / "absent"), "--out", str(tmp_path / "x")])
+    assert code == 2
+    assert "data path not found" in capsys.readouterr().err
+    code = main(["train", "--preset", "ms_r18_640x192", "--data-path", str(kitti_fixture["data"]),
+                 "--splits-dir", str(kitti_fixture["splits"]), "--split", "fixture", "--height", "100"])
+    assert code == 2
+    assert "data.height=100 must be a positive multiple of 32" in capsys.readouterr().err
