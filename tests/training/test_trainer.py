@@ -9,32 +9,31 @@ from mldanet.training.checkpoint import load_checkpoint
 from mldanet.training.datasets import build_datasets
 from mldanet.training.trainer import Trainer
 
-torch.set_num_threads(2)
 
 
-def small_config(fixture, out, mode="MS", **optim) -> Config:
+def small_config(fixture, out, mode="MS", checkpoint_every=2, variant="baseline", validate=False, **optim) -> Config:
     return config_from_dict(
         {
-            "model": {"weights_init": "scratch"},
+            "model": {"weights_init": "scratch", "variant": variant},
             "data": {
                 "data_path": str(fixture["data"]),
                 "splits_dir": str(fixture["splits"]),
                 "split": "fixture",
                 "hints_dir": str(fixture["hints"]),
                 "height": 64,
-                "width": 192,
+                "width": 128,
                 "num_workers": 0,
             },
             "loss": {"use_hints": "s" in mode},
             "optim": {"batch_size": 2, "epochs": 2, "lr": 1e-4, **optim},
-            "train": {"mode": mode, "out": str(out), "checkpoint_every": 2, "log_every": 1, "image_every": 0, "validate": False},
+            "train": {"mode": mode, "out": str(out), "checkpoint_every": checkpoint_every, "log_every": 1, "image_every": 0, "validate": validate},
         }
     )
 
 
-@pytest.mark.parametrize("mode", ["M", "S", "MS"])
-def test_two_steps_in_each_mode_write_a_checkpoint(kitti_fixture, tmp_path, mode):
-    config = small_config(kitti_fixture, tmp_path / mode, mode=mode, max_steps=2)
+@pytest.mark.parametrize("mode, variant", [("M", "baseline"), ("S", "baseline"), ("MS", "mlda")])
+def test_two_steps_in_each_mode_write_a_checkpoint(kitti_fixture, tmp_path, mode, variant):
+    config = small_config(kitti_fixture, tmp_path / mode, mode=mode, variant=variant, max_steps=2)
     train_set, _ = build_datasets(config)
     before = {k: v.clone() for k, v in Trainer(config, train_set, progress=False).depth_net.state_dict().items()}
     trainer = Trainer(config, train_set, progress=False)
@@ -53,13 +52,14 @@ def test_two_steps_in_each_mode_write_a_checkpoint(kitti_fixture, tmp_path, mode
 
 def test_resume_is_bit_identical(kitti_fixture, tmp_path):
     # 8 lines, batch 2 -> 4 steps per epoch; 6 steps cross an epoch boundary.
-    straight = small_config(kitti_fixture, tmp_path / "straight", max_steps=6, checkpoint_every=100)
+    straight = small_config(kitti_fixture, tmp_path / "straight", max_steps=6, checkpoint_every=100, schedule="cosine", warmup_steps=2)
     train_set, _ = build_datasets(straight)
     Trainer(straight, train_set, progress=False).train()
 
-    first = small_config(kitti_fixture, tmp_path / "resumed", max_steps=3, checkpoint_every=100)
-    Trainer(first, build_datasets(first)[0], progress=False).train()
-    second = small_config(kitti_fixture, tmp_path / "resumed", max_steps=6, checkpoint_every=100)
+    first = small_config(kitti_fixture, tmp_path / "resumed", max_steps=6, checkpoint_every=100, schedule="cosine", warmup_steps=2)
+    Trainer(first, build_datasets(first)[0], progress=False).train(stop_at_step=3)
+    assert load_checkpoint(tmp_path / "resumed")["step"] == 3
+    second = small_config(kitti_fixture, tmp_path / "resumed", max_steps=6, checkpoint_every=100, schedule="cosine", warmup_steps=2)
     Trainer(second, build_datasets(second)[0], resume=tmp_path / "resumed", progress=False).train()
 
     a = load_checkpoint(tmp_path / "straight")
@@ -92,3 +92,15 @@ def test_train_command_errors_are_one_line(kitti_fixture, tmp_path, capsys):
                  "--splits-dir", str(kitti_fixture["splits"]), "--split", "fixture", "--height", "100"])
     assert code == 2
     assert "data.height=100 must be a positive multiple of 32" in capsys.readouterr().err
+
+
+def test_validation_computes_metrics_and_keeps_the_best(kitti_fixture, tmp_path):
+    config = small_config(kitti_fixture, tmp_path / "val", validate=True, max_steps=1)
+    train_set, val_set = build_datasets(config)
+    assert val_set is not None and len(val_set) == 2
+    trainer = Trainer(config, train_set, val_set, progress=False)
+    trainer.train()
+    validation = [h for h in trainer.state.history if "val/abs_rel" in h]
+    assert len(validation) == 1 and 0 < validation[0]["val/abs_rel"] < 10
+    best = load_checkpoint(tmp_path / "val" / "checkpoints" / "best.pt")
+    assert best["best_abs_rel"] == pytest.approx(validation[0]["val/abs_rel"])

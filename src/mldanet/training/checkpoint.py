@@ -73,14 +73,21 @@ def checkpoint_config(payload: dict[str, Any]) -> Config:
     return config_from_dict(payload["config"])
 
 
-def load_state_dict_checked(module: nn.Module, state: dict[str, Any], source: str | Path, what: str) -> None:
-    """``load_state_dict`` whose error says which checkpoint and which network did not fit."""
-    try:
-        module.load_state_dict(state)
-    except RuntimeError as error:
-        lines = str(error).splitlines()
-        detail = "; ".join(line.strip() for line in lines[1:4]) or lines[0]
-        raise ValueError(f"checkpoint {source}: the {what} weights do not fit this network ({detail})") from None
+def load_state_dict_checked(
+    module: nn.Module, state: dict[str, Any], source: str | Path, what: str, assign: bool = False
+) -> None:
+    """``load_state_dict`` whose error says which checkpoint and which network did not fit, briefly."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or wrong:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("of another shape", wrong)):
+            if keys:
+                parts.append(f"{len(keys)} {label} (first: {keys[0]})")
+        raise ValueError(f"checkpoint {source}: the {what} weights do not fit this network: " + ", ".join(parts))
+    module.load_state_dict(state, assign=assign)
 
 
 def load_depth_net(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, Config]:
@@ -89,13 +96,22 @@ def load_depth_net(path: str | Path, device: str | torch.device = "cpu") -> tupl
 
     payload = load_checkpoint(path)
     config = checkpoint_config(payload)
-    net = build_depth_net(
-        backbone=config.model.backbone,
-        variant=config.model.variant,
-        pretrained=False,
-        scales=tuple(config.model.scales),
-        decoder_attention=config.model.decoder_attention,
-        attention_scale=config.model.attention_scale,
-    )
-    load_state_dict_checked(net, payload["depth_net"], path, "depth")
+    # Built on the meta device: the checkpoint's tensors are assigned, so no time goes into a
+    # random initialisation that would be overwritten.
+    with torch.device("meta"):
+        net = build_depth_net(
+            backbone=config.model.backbone,
+            variant=config.model.variant,
+            pretrained=False,
+            scales=tuple(config.model.scales),
+            decoder_attention=config.model.decoder_attention,
+            attention_scale=config.model.attention_scale,
+        )
+    try:
+        load_state_dict_checked(net, payload["depth_net"], path, "depth", assign=True)
+    except ValueError as error:
+        raise ValueError(
+            f"{error} (its config says {config.model.variant} {config.model.backbone}: "
+            "was the checkpoint edited or written by another program?)"
+        ) from None
     return net.to(device).eval(), config

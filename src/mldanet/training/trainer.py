@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from mldanet.config import Config, save_config
+from mldanet.device import resolve_device
 from mldanet.geometry import pose_to_matrix
 from mldanet.losses import build_loss_weighting, compute_losses
 from mldanet.models import build_depth_net, build_pose_net
@@ -42,14 +43,6 @@ class TrainState:
     bad_steps: int = 0
     skipped_steps: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but PyTorch sees no CUDA device")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:
@@ -268,7 +261,9 @@ class Trainer:
             persistent_workers=False,
         )
 
-    def train(self) -> TrainState:
+    def train(self, stop_at_step: int | None = None) -> TrainState:
+        """Train to the configured end, or stop (with a checkpoint) after ``stop_at_step`` steps."""
+        self.stop_at = min(self.total_steps, stop_at_step or self.total_steps)
         self.out.mkdir(parents=True, exist_ok=True)
         save_config(self.config, self.out / "config.yaml")
         bar = tqdm(
@@ -280,7 +275,7 @@ class Trainer:
             dynamic_ncols=True,
         )
         try:
-            while self.state.step < self.total_steps and self.state.epoch < self.config.optim.epochs:
+            while self.state.step < self.stop_at and self.state.epoch < self.config.optim.epochs:
                 self._run_epoch(bar)
         finally:
             bar.close()
@@ -324,7 +319,7 @@ class Trainer:
                 self._log_images(batch, disps)
             if cfg.checkpoint_every and self.state.step % cfg.checkpoint_every == 0:
                 self.save()
-            if self.state.step >= self.total_steps:
+            if self.state.step >= self.stop_at:
                 break
         epoch_done = self.state.batch_in_epoch >= self.steps_per_epoch
         if epoch_done:
@@ -333,6 +328,7 @@ class Trainer:
         if epoch_done or self.state.step >= self.total_steps:
             if cfg.validate and self.val_set is not None:
                 self.validate()
+        if epoch_done or self.state.step >= self.stop_at:
             self.save()
 
     # ----------------------------------------------------------------------------- logging

@@ -1,0 +1,170 @@
+"""The KITTI Eigen evaluation protocol (DESIGN §5), monodepth2's so that numbers are comparable.
+
+Per image: the predicted scaled disparity is resized bilinearly to the ground truth's size
+(``cv2.resize`` INTER_LINEAR, half-pixel centres), inverted to depth, restricted to the Garg/Eigen
+crop and to pixels with ``min_depth < gt < max_depth``, scaled (×5.4 for stereo-trained models, or
+by the per-image median ratio gt/pred for monocular ones), clipped to [min_depth, max_depth] and
+scored with the seven metrics; the reported metrics are the mean over images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from mldanet.evaluation.metrics import METRIC_NAMES, compute_depth_metrics
+
+STEREO_SCALE_FACTOR = 5.4  # KITTI baseline 0.54 m over the 0.1 training-unit baseline
+SCALINGS = ("stereo", "median")
+
+# Garg et al.'s crop as fractions of the ground-truth height (rows) and width (columns).
+EIGEN_CROP = (0.40810811, 0.99189189, 0.03594771, 0.96405229)
+
+
+@dataclass
+class EvalResult:
+    """Outcome of :func:`evaluate_disparities`.
+
+    metrics:      the 7 metrics, mean over the evaluated images.
+    per_image:    N×7 float64 in ``METRIC_NAMES`` order; NaN rows for images skipped as empty.
+    scaling:      "stereo" or "median".
+    count:        number of images evaluated (N minus the skipped ones).
+    ratios:       per-image median ratios gt/pred (median scaling only).
+    ratio_median: median of the ratios; ratio_std: std of ratios / ratio_median (monodepth2's).
+    skipped:      indices of images without a single valid ground-truth pixel in the crop.
+    """
+
+    metrics: dict[str, float]
+    per_image: np.ndarray
+    scaling: str
+    count: int
+    stereo_factor: float = STEREO_SCALE_FACTOR
+    ratios: np.ndarray | None = None
+    ratio_median: float | None = None
+    ratio_std: float | None = None
+    skipped: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (without the per-image table)."""
+        out: dict[str, Any] = {"metrics": dict(self.metrics), "scaling": self.scaling, "count": self.count}
+        if self.scaling == "stereo":
+            out["stereo_factor"] = self.stereo_factor
+        else:
+            out["ratio_median"] = self.ratio_median
+            out["ratio_std"] = self.ratio_std
+        if self.skipped:
+            out["skipped"] = list(self.skipped)
+        return out
+
+
+def eigen_crop_mask(height: int, width: int) -> np.ndarray:
+    """H×W bool mask of the Garg/Eigen crop (bounds truncated to integers, as monodepth2 does)."""
+    top, bottom, left, right = (int(f * n) for f, n in zip(EIGEN_CROP, (height, height, width, width)))
+    mask = np.zeros((height, width), dtype=bool)
+    mask[top:bottom, left:right] = True
+    return mask
+
+
+def evaluate_disparities(
+    pred_disps: Sequence[np.ndarray] | np.ndarray,
+    gt_depths: Sequence[np.ndarray] | np.ndarray,
+    scaling: str = "stereo",
+    min_depth: float = 1e-3,
+    max_depth: float = 80.0,
+    eigen_crop: bool = True,
+    stereo_factor: float = STEREO_SCALE_FACTOR,
+) -> EvalResult:
+    """Score N scaled disparities (each h×w, any size) against N ground-truth depths (each H×W, 0 = none)."""
+    if scaling not in SCALINGS:
+        raise ValueError(f"scaling {scaling!r} is not one of {', '.join(SCALINGS)}")
+    if len(pred_disps) != len(gt_depths):
+        raise ValueError(
+            f"{len(pred_disps)} predicted disparities but {len(gt_depths)} ground-truth depth maps: "
+            "they must be the same frames in the same order"
+        )
+    if len(gt_depths) == 0:
+        raise ValueError("nothing to evaluate: no predictions and no ground truth")
+    per_image = np.full((len(gt_depths), len(METRIC_NAMES)), np.nan)
+    ratios, skipped = [], []
+    for i, (disp, gt) in enumerate(zip(pred_disps, gt_depths)):
+        gt = np.asarray(gt, dtype=np.float64)
+        disp = np.asarray(disp, dtype=np.float32)
+        if gt.ndim != 2 or disp.ndim != 2:
+            raise ValueError(
+                f"frame {i}: expected 2-D maps, got prediction {disp.shape} and ground truth {gt.shape}"
+            )
+        height, width = gt.shape
+        disp = cv2.resize(disp, (width, height), interpolation=cv2.INTER_LINEAR).astype(np.float64)
+        with np.errstate(divide="ignore"):
+            pred = 1.0 / disp
+        valid = (gt > min_depth) & (gt < max_depth)
+        if eigen_crop:
+            valid &= eigen_crop_mask(height, width)
+        if not valid.any():
+            skipped.append(i)
+            continue
+        gt_valid, pred_valid = gt[valid], pred[valid]
+        if scaling == "stereo":
+            pred_valid = pred_valid * stereo_factor
+        else:
+            ratio = np.median(gt_valid) / np.median(pred_valid)
+            ratios.append(ratio)
+            pred_valid = pred_valid * ratio
+        pred_valid = np.clip(pred_valid, min_depth, max_depth)
+        scores = compute_depth_metrics(gt_valid, pred_valid)
+        per_image[i] = [scores[name] for name in METRIC_NAMES]
+    if len(skipped) == len(gt_depths):
+        raise ValueError(
+            f"none of the {len(gt_depths)} ground-truth maps has a valid pixel "
+            f"({min_depth} < depth < {max_depth}{' inside the Eigen crop' if eigen_crop else ''})"
+        )
+    mean = np.nanmean(per_image, axis=0)
+    result = EvalResult(
+        metrics={name: float(v) for name, v in zip(METRIC_NAMES, mean)},
+        per_image=per_image,
+        scaling=scaling,
+        count=len(gt_depths) - len(skipped),
+        stereo_factor=stereo_factor,
+        skipped=skipped,
+    )
+    if scaling == "median":
+        result.ratios = np.asarray(ratios)
+        result.ratio_median = float(np.median(result.ratios))
+        result.ratio_std = float(np.std(result.ratios / result.ratio_median))
+    return result
+
+
+def post_process_disparity(l_disp: np.ndarray, r_disp_flipped: np.ndarray) -> np.ndarray:
+    """Blend the disparity of an image with that of its mirror image (monodepth's post-processing).
+
+    l_disp:         (..., h, w) disparity predicted for the image.
+    r_disp_flipped: (..., h, w) disparity predicted for the horizontally flipped image, flipped
+                    back so that it is aligned with ``l_disp``.
+    Near the left border a stereo-trained network sees no right-view evidence (those pixels are
+    occluded in the partner view), so its estimate there is poor, while the mirrored pass put the
+    same pixels at its right border, where it is reliable; and vice versa. The result takes the
+    mirrored pass's disparity over the leftmost 5 % of columns, ``l_disp`` over the rightmost 5 %,
+    the mean of both in the middle, with linear ramps over the next 5 % on each side.
+    """
+    l_disp = np.asarray(l_disp)
+    r_disp_flipped = np.asarray(r_disp_flipped)
+    if l_disp.shape != r_disp_flipped.shape:
+        raise ValueError(f"disparities differ in shape: {l_disp.shape} and {r_disp_flipped.shape}")
+    x = np.linspace(0.0, 1.0, l_disp.shape[-1])
+    left_border = np.clip((0.10 - x) / 0.05, 0.0, 1.0)
+    right_border = left_border[::-1]
+    middle = 1.0 - left_border - right_border
+    mean = 0.5 * (l_disp + r_disp_flipped)
+    blended = left_border * r_disp_flipped + right_border * l_disp + middle * mean
+    return blended.astype(l_disp.dtype, copy=False)
+
+
+def format_metrics_row(metrics: dict[str, float]) -> str:
+    """The 7 metrics as papers print them: a header line, then the values to 3 decimals (LaTeX-ready)."""
+    header = " & ".join(f"{name:>8}" for name in METRIC_NAMES)
+    values = " & ".join(f"{float(metrics[name]):8.3f}" for name in METRIC_NAMES)
+    return f"{header}\n{values} \\\\"

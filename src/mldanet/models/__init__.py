@@ -1,0 +1,35 @@
+"""The networks: ``build_depth_net`` (MLDA-Net or the monodepth2-style baseline) and ``build_pose_net``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from mldanet.models.depth_net import DepthNet
+from mldanet.models.pose_net import PoseNet
+
+__all__ = ["DepthNet", "PoseNet", "build_depth_net", "build_pose_net"]
+
+
+def build_depth_net(
+    backbone: str = "resnet18",
+    variant: str = "mlda",
+    pretrained: bool = False,
+    scales: Sequence[int] = (0, 1, 2, 3),
+    decoder_attention: bool = True,
+    attention_scale: bool = True,
+    weights_path: str | Path | None = None,
+) -> DepthNet:
+    """The depth network; ``forward(image)`` maps B×3×H×W in [0, 1] to {scale: B×1×H/2^s×W/2^s disparity}.
+
+    backbone: "resnet18" | "resnet50"; variant: "mlda" | "baseline"; pretrained: ImageNet weights
+    through torchvision (a clear error offline); weights_path: a local torchvision state dict
+    (wins over ``pretrained``); decoder_attention: channel attention in the decoder;
+    attention_scale: 1/sqrt(hw) in the channel-attention softmax.
+    """
+    return DepthNet(backbone, variant, pretrained, scales, decoder_attention, attention_scale, weights_path)
+
+
+def build_pose_net(pretrained: bool = False, weights_path: str | Path | None = None) -> PoseNet:
+    """The pose network; ``forward(first, second)`` → (axis-angle B×3, translation B×3)."""
+    return PoseNet(pretrained, weights_path)

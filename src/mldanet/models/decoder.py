@@ -1,0 +1,105 @@
+"""Decoder with structure attention (SA) and the multi-scale depth heads (DP), DESIGN §2.
+
+From x = the deepest feature level, for k = 4..0:
+    f_l = ConvBlock(x) → D_k                        (at H/2^(k+1))
+    u   = nearest ×2 of f_l, concatenated with skip level k when k > 0; CA(u) when enabled
+    f_h = ConvBlock(u) → D_k                        (at H/2^k)
+    x   = SA(f_l, f_h) when enabled, else f_h
+    disp_k = sigmoid(Conv3×3(x)) for k in scales
+With CA and SA off this is monodepth2's U-Net depth decoder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mldanet.models.attention import ChannelAttention, StructureAttention
+
+DECODER_CHANNELS = (16, 32, 64, 128, 256)
+
+
+def reflect_pad(x: Tensor) -> Tensor:
+    """1-pixel reflection padding; replication where a side is 1 pixel long (H = 32 at level 5),
+    which reflection cannot pad and where both mean "repeat the only pixel"."""
+    return F.pad(x, (1, 1, 1, 1), mode="reflect" if min(x.shape[-2:]) > 1 else "replicate")
+
+
+class ReflectConv3x3(nn.Conv2d):
+    """3×3 convolution over a reflection-padded input (size preserving)."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(in_channels, out_channels, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(reflect_pad(x))
+
+
+class ConvBlock(nn.Sequential):
+    """monodepth2's ConvBlock: reflection-padded 3×3 conv + ELU."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(ReflectConv3x3(in_channels, out_channels), nn.ELU(inplace=True))
+
+
+class Decoder(nn.Module):
+    """Five encoder levels (B×C_i×H/2^i×W/2^i, i = 1..5) → {scale k: B×1×H/2^k×W/2^k disparity in (0, 1)}."""
+
+    def __init__(
+        self,
+        skip_channels: Sequence[int],
+        scales: Sequence[int] = (0, 1, 2, 3),
+        channel_attention: bool = True,
+        structure_attention: bool = True,
+        attention_scale: bool = True,
+        widths: Sequence[int] = DECODER_CHANNELS,
+    ) -> None:
+        super().__init__()
+        if len(skip_channels) != 5 or len(widths) != 5:
+            raise ValueError(f"decoder needs 5 levels, got skip channels {skip_channels} and widths {widths}")
+        if not scales or any(s not in range(5) for s in scales):
+            raise ValueError(f"scales={tuple(scales)} must be a non-empty subset of 0..4")
+        self.scales = tuple(sorted(set(scales)))
+        # Levels below the finest requested scale would produce nothing: they are not built.
+        # Modules are keyed by level k (as strings, which ModuleDict requires).
+        levels = range(self.scales[0], 5)
+        self.reduce = nn.ModuleDict(
+            {str(k): ConvBlock(skip_channels[4] if k == 4 else widths[k + 1], widths[k]) for k in levels}
+        )
+        self.fuse = nn.ModuleDict(
+            {str(k): ConvBlock(widths[k] + (skip_channels[k - 1] if k > 0 else 0), widths[k]) for k in levels}
+        )
+        # Level 0 has no skip connection, hence no CA.
+        self.channel_attention = (
+            nn.ModuleDict(
+                {str(k): ChannelAttention(widths[k] + skip_channels[k - 1], attention_scale) for k in levels if k > 0}
+            )
+            if channel_attention
+            else None
+        )
+        self.structure_attention = (
+            nn.ModuleDict({str(k): StructureAttention(widths[k]) for k in levels}) if structure_attention else None
+        )
+        self.heads = nn.ModuleDict({str(s): ReflectConv3x3(widths[s], 1) for s in self.scales})
+
+    def forward(self, features: Sequence[Tensor]) -> tuple[dict[int, Tensor], dict[int, Tensor]]:
+        """→ (disparities by scale, SA attention maps T by level k at H/2^(k+1); empty without SA)."""
+        disparities: dict[int, Tensor] = {}
+        attention_maps: dict[int, Tensor] = {}
+        x = features[4]
+        for k in range(4, self.scales[0] - 1, -1):
+            low = self.reduce[str(k)](x)
+            up = F.interpolate(low, scale_factor=2.0, mode="nearest")
+            if k > 0:
+                up = torch.cat((up, features[k - 1]), dim=1)
+                if self.channel_attention is not None:
+                    up = self.channel_attention[str(k)](up)
+            x = self.fuse[str(k)](up)
+            if self.structure_attention is not None:
+                x, attention_maps[k] = self.structure_attention[str(k)](low, x)
+            if k in self.scales:
+                disparities[k] = torch.sigmoid(self.heads[str(k)](x))
+        return dict(sorted(disparities.items())), attention_maps

@@ -1,0 +1,76 @@
+"""DepthNet: MLFE encoder + global attention + decoder with structure attention (DESIGN §2)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from torch import Tensor, nn
+
+from mldanet.models.attention import GlobalAttention
+from mldanet.models.decoder import Decoder
+from mldanet.models.encoder import LEVEL_CHANNELS, BackboneBranch, ImageBranch
+
+VARIANTS = ("mlda", "baseline")
+IMAGE_MEAN, IMAGE_STD = 0.45, 0.225
+
+
+def normalise(image: Tensor) -> Tensor:
+    """[0, 1] colour → the networks' input scale (monodepth2's constants, also with ImageNet weights)."""
+    return (image - IMAGE_MEAN) / IMAGE_STD
+
+
+class DepthNet(nn.Module):
+    """B×3×H×W image in [0, 1] (H, W multiples of 32) → {scale s: B×1×H/2^s×W/2^s disparity in (0, 1)}.
+
+    ``variant="mlda"``: both MLFE branches fused by global attention per level, decoder with
+    channel attention (unless ``decoder_attention=False``) and structure attention.
+    ``variant="baseline"``: image branch, GA, decoder CA and SA all off, which is monodepth2's
+    ResNet + U-Net (``decoder_attention`` is then ignored).
+    """
+
+    def __init__(
+        self,
+        backbone: str = "resnet18",
+        variant: str = "mlda",
+        pretrained: bool = False,
+        scales: Sequence[int] = (0, 1, 2, 3),
+        decoder_attention: bool = True,
+        attention_scale: bool = True,
+        weights_path: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"variant={variant!r} is not one of {', '.join(VARIANTS)}")
+        self.backbone = backbone
+        self.variant = variant
+        self.encoder = BackboneBranch(backbone, pretrained, weights_path)
+        mlda = variant == "mlda"
+        self.image_branch = ImageBranch() if mlda else None
+        self.global_attention = (
+            nn.ModuleList(GlobalAttention(c, attention_scale) for c in LEVEL_CHANNELS) if mlda else None
+        )
+        self.decoder = Decoder(
+            LEVEL_CHANNELS,
+            scales=scales,
+            channel_attention=mlda and decoder_attention,
+            structure_attention=mlda,
+            attention_scale=attention_scale,
+        )
+        self.scales = self.decoder.scales
+
+    def forward_with_attention(self, image: Tensor) -> tuple[dict[int, Tensor], dict[int, Tensor]]:
+        """→ (disparities, structure-attention maps T by decoder level k, B×1×H/2^(k+1)×W/2^(k+1))."""
+        if image.dim() != 4 or image.shape[1] != 3:
+            raise ValueError(f"depth network input must be B×3×H×W, got shape {tuple(image.shape)}")
+        height, width = image.shape[-2:]
+        if height % 32 or width % 32 or height == 0 or width == 0:
+            raise ValueError(f"input size {height}×{width} (H×W) must be multiples of 32")
+        x = normalise(image)
+        features = self.encoder(x)
+        if self.image_branch is not None and self.global_attention is not None:
+            features = [ga(c, d) for ga, c, d in zip(self.global_attention, features, self.image_branch(x))]
+        return self.decoder(features)
+
+    def forward(self, image: Tensor) -> dict[int, Tensor]:
+        return self.forward_with_attention(image)[0]

@@ -1,0 +1,187 @@
+"""``mldanet evaluate`` end to end: precomputed disparities, a checkpoint on the real KITTI frame,
+and the clear one-line errors for mismatched counts and for corrupt or foreign checkpoints."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from mldanet.cli import main
+from mldanet.config import Config
+from mldanet.data.ground_truth import generate_depth_map
+from mldanet.evaluation.command import evaluate_checkpoint
+from mldanet.evaluation.protocol import evaluate_disparities
+from mldanet.geometry import disp_to_depth
+from mldanet.models import build_depth_net
+from mldanet.training.checkpoint import load_depth_net, save_checkpoint
+
+LINE = "2011_10_03/2011_10_03_drive_0000_sync 1 l"
+
+
+def write_checkpoint(path: Path, mode: str = "MS", backbone: str = "resnet18", config_backbone: str | None = None) -> Path:
+    """A scratch monodepth2-style network at 64×128 (small and fast); ``config_backbone`` lies about it."""
+    config = Config()
+    config.model.backbone = config_backbone or backbone
+    config.model.variant = "baseline"
+    config.model.weights_init = "scratch"
+    config.data.height, config.data.width = 64, 128
+    config.train.mode = mode
+    torch.manual_seed(0)
+    net = build_depth_net(backbone, "baseline", pretrained=False)
+    payload = {"config": config.to_dict(), "depth_net": net.state_dict(), "pose_net": None, "step": 0, "epoch": 0}
+    return save_checkpoint(payload, path)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("checkpoints")
+    good = write_checkpoint(folder / "ms.pt")
+    truncated = folder / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    payload = torch.load(good, weights_only=True)
+    payload["config"]["train"]["mode"] = "M"
+    mono = folder / "m.pt"
+    torch.save(payload, mono)
+    foreign = write_checkpoint(folder / "r50_config.pt", config_backbone="resnet50")
+    return {"MS": good, "M": mono, "truncated": truncated, "foreign": foreign}
+
+
+@pytest.fixture
+def split_file(tmp_path: Path) -> Path:
+    path = tmp_path / "test_files.txt"
+    path.write_text(LINE + "\n")
+    return path
+
+
+def write_inputs(tmp_path: Path, gts: list[np.ndarray], disps: list[np.ndarray]) -> tuple[Path, Path]:
+    gt_path, disp_path = tmp_path / "gt_depths.npz", tmp_path / "disps.npy"
+    np.savez_compressed(gt_path, data=np.stack(gts))  # monodepth2 writes a plain stacked array
+    np.save(disp_path, np.stack(disps))
+    return gt_path, disp_path
+
+
+def test_pred_disps_stereo_through_the_cli(tmp_path, capsys):
+    # 2 frames, 20×60: the crop is rows 8..18, columns 2..56; gt 10 m, prediction 12 m (×5.4).
+    gt = np.zeros((20, 60), np.float32)
+    gt[8:19, 2:57] = 10.0
+    gt[:8] = 3.0  # above the crop: ignored
+    disp = np.full((10, 30), 5.4 / 12.0, np.float32)
+    gt_path, disp_path = write_inputs(tmp_path, [gt, gt], [disp, disp])
+    out = tmp_path / "result.json"
+
+    code = main(["evaluate", "--pred-disps", str(disp_path), "--gt", str(gt_path), "--scaling", "stereo", "--json", str(out)])
+
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "2 frames, stereo scaling (×5.4)" in printed
+    assert "   0.200 &    0.400 &    2.000 &    0.182 &    1.000 &    1.000 &    1.000 \\\\" in printed
+    result = json.loads(out.read_text())
+    expected = {"abs_rel": 0.2, "sq_rel": 0.4, "rmse": 2.0, "rmse_log": math.log(1.2), "a1": 1.0, "a2": 1.0, "a3": 1.0}
+    assert result["metrics"] == pytest.approx(expected, rel=1e-6)
+    assert result["scaling"] == "stereo" and result["count"] == 2 and result["stereo_factor"] == 5.4
+    assert result["pred_disps"] == str(disp_path) and result["gt"] == str(gt_path) and result["eigen_crop"] is True
+
+
+def test_pred_disps_median_reports_the_ratios(tmp_path, capsys):
+    gt = np.zeros((20, 60), np.float32)
+    gt[8:19, 2:57] = np.linspace(5.0, 50.0, 55)
+    disps = [(k / np.maximum(gt, 1e-3)).astype(np.float32)[None] for k in (2.0, 3.0, 7.0)]  # N×1×h×w is accepted
+    gt_path, disp_path = write_inputs(tmp_path, [gt] * 3, disps)
+    out = tmp_path / "result.json"
+
+    code = main(["evaluate", "--pred-disps", str(disp_path), "--gt", str(gt_path), "--scaling", "median", "--json", str(out)])
+
+    assert code == 0
+    assert "ratio median 3.000, std 0.720" in capsys.readouterr().out  # std of (2, 3, 7) / 3 = sqrt(14/27)
+    result = json.loads(out.read_text())
+    assert result["ratio_median"] == pytest.approx(3.0, rel=1e-6)
+    assert result["ratio_std"] == pytest.approx(np.std([2 / 3, 1.0, 7 / 3]), rel=1e-5)
+    assert result["metrics"]["abs_rel"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_count_mismatch_is_refused_with_both_counts(tmp_path, capsys):
+    gt = np.full((20, 60), 10.0, np.float32)
+    gt_path, disp_path = write_inputs(tmp_path, [gt] * 3, [np.ones((10, 30), np.float32)] * 2)
+    code = main(["evaluate", "--pred-disps", str(disp_path), "--gt", str(gt_path), "--scaling", "stereo"])
+    assert code == 2
+    error = capsys.readouterr().err.strip()
+    assert error == (
+        "mldanet evaluate: error: 2 predicted disparities but 3 ground-truth depth maps: "
+        "they must be the same frames in the same order"
+    )
+
+
+def test_pred_disps_needs_gt_and_scaling(tmp_path, capsys):
+    _, disp_path = write_inputs(tmp_path, [np.ones((4, 4), np.float32)], [np.ones((4, 4), np.float32)])
+    assert main(["evaluate", "--pred-disps", str(disp_path)]) == 2
+    assert "--pred-disps needs --gt and --scaling" in capsys.readouterr().err
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.ones(5, np.float32))
+    assert main(["evaluate", "--pred-disps", str(bad), "--gt", "x.npz", "--scaling", "stereo"]) == 2
+    assert "ground-truth file not found: x.npz" in capsys.readouterr().err
+
+
+def independent_prediction(checkpoint: Path, image_path: Path) -> np.ndarray:
+    """Scaled disparity of the real frame: the network on the area-resized image, by hand."""
+    net, _ = load_depth_net(checkpoint)
+    rgb = cv2.cvtColor(cv2.imread(str(image_path)), cv2.COLOR_BGR2RGB)
+    small = cv2.resize(rgb, (128, 64), interpolation=cv2.INTER_AREA)
+    image = torch.from_numpy(small).permute(2, 0, 1)[None].float() / 255.0
+    with torch.no_grad():
+        return disp_to_depth(net(image)[0], 0.1, 100.0)[0][0, 0].numpy()
+
+
+@pytest.mark.parametrize("mode, scaling", [("MS", "stereo"), ("M", "median")])
+def test_checkpoint_on_the_real_kitti_frame(checkpoints, kitti_sample, split_file, tmp_path, capsys, mode, scaling):
+    out = tmp_path / "result.json"
+    code = main([
+        "evaluate", "--checkpoint", str(checkpoints[mode]), "--data-path", str(kitti_sample),
+        "--split-file", str(split_file), "--json", str(out), "--num-workers", "0", "--device", "cpu",
+    ])
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert result["scaling"] == scaling and result["count"] == 1 and result["gt"] == "velodyne"
+    assert result["checkpoint"] == str(checkpoints[mode])
+
+    drive = kitti_sample / "2011_10_03"
+    gt = generate_depth_map(drive, drive / "2011_10_03_drive_0000_sync/velodyne_points/data/0000000001.bin", 2)
+    disp = independent_prediction(checkpoints[mode], drive / "2011_10_03_drive_0000_sync/image_02/data/0000000001.jpg")
+    expected = evaluate_disparities([disp], [gt], scaling=scaling)
+    assert result["metrics"] == pytest.approx(expected.metrics, rel=1e-5)
+    if scaling == "median":
+        assert result["ratio_median"] == pytest.approx(expected.ratio_median, rel=1e-5)
+
+
+def test_evaluate_checkpoint_api_with_given_ground_truth(checkpoints, kitti_sample):
+    gt = np.zeros((375, 1242), np.float32)
+    gt[200:300, 100:1100] = 20.0
+    result = evaluate_checkpoint(checkpoints["MS"], kitti_sample, [LINE], [gt], post_process=True, device="cpu", progress=False)
+    assert result.count == 1 and result.scaling == "stereo"
+    with pytest.raises(ValueError, match="1 test frames but 2 ground-truth depth maps"):
+        evaluate_checkpoint(checkpoints["MS"], kitti_sample, [LINE], [gt, gt], progress=False)
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict", "export-onnx"])
+@pytest.mark.parametrize("kind, message", [
+    ("truncated", "is corrupt or truncated"),
+    ("foreign", "the depth weights do not fit this network"),
+])
+def test_bad_checkpoints_give_one_line_errors(checkpoints, kitti_sample, split_file, tmp_path, capsys, command, kind, message):
+    checkpoint = str(checkpoints[kind])
+    argv = {
+        "evaluate": ["evaluate", "--checkpoint", checkpoint, "--data-path", str(kitti_sample), "--split-file", str(split_file)],
+        "predict": ["predict", "--checkpoint", checkpoint, str(split_file), "--out", str(tmp_path / "out")],
+        "export-onnx": ["export-onnx", "--checkpoint", checkpoint, "--out", str(tmp_path / "model.onnx")],
+    }[command]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith(f"mldanet {command}: error:")]
+    assert len(lines) == 1 and lines[0] == err.strip().splitlines()[-1]
+    assert f"checkpoint {checkpoint}" in lines[0] and message in lines[0]

@@ -1,0 +1,146 @@
+"""``mldanet predict`` on the real KITTI test image, a video written here, folders and bad inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from mldanet.cli import main
+from mldanet.config import Config
+from mldanet.geometry import disp_to_depth
+from mldanet.models import build_depth_net
+from mldanet.predict import predict_paths
+from mldanet.training.checkpoint import save_checkpoint
+from mldanet.visualize import colorize_depth
+
+HEIGHT, WIDTH = 64, 128
+
+
+def write_checkpoint(path: Path, variant: str) -> tuple[Path, torch.nn.Module]:
+    """A scratch ResNet-18 depth net saved with a stereo-trained (MS) config at 64×128, and the net."""
+    config = Config()
+    config.model.variant = variant
+    config.model.weights_init = "scratch"
+    config.data.height, config.data.width = HEIGHT, WIDTH
+    torch.manual_seed(0)
+    net = build_depth_net("resnet18", variant, pretrained=False)
+    payload = {"config": config.to_dict(), "depth_net": net.state_dict(), "pose_net": None, "step": 0, "epoch": 0}
+    return save_checkpoint(payload, path), net.eval()
+
+
+@pytest.fixture(scope="module")
+def mlda(tmp_path_factory) -> tuple[Path, torch.nn.Module]:
+    """MLDA-Net proper, for the end-to-end run on real data."""
+    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "mlda.pt", "mlda")
+
+
+@pytest.fixture(scope="module")
+def small_checkpoint(tmp_path_factory) -> Path:
+    """The monodepth2-style variant (4× fewer weights), where only the file handling is under test."""
+    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "baseline.pt", "baseline")[0]
+
+
+def write_video(path: Path, frames: int = 5, size: tuple[int, int] = (72, 120)) -> Path:
+    height, width = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (width, height))
+    assert writer.isOpened()
+    y, x = np.mgrid[:height, :width]
+    for i in range(frames):
+        frame = np.stack([(x * 2 + i * 20) % 256, (y * 3) % 256, np.full_like(x, 40 * i)], axis=-1).astype(np.uint8)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def write_image(path: Path, size: tuple[int, int], seed: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
+    assert cv2.imwrite(str(path), image)
+    return path
+
+
+def expected_disparity(net: torch.nn.Module, image_path: Path) -> np.ndarray:
+    """By hand: area-resize to the network size, run, scale, resize bilinearly back to native size."""
+    rgb = cv2.cvtColor(cv2.imread(str(image_path)), cv2.COLOR_BGR2RGB)
+    small = cv2.resize(rgb, (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
+    with torch.no_grad():
+        disp = net(torch.from_numpy(small).permute(2, 0, 1)[None].float() / 255.0)[0]
+    scaled = disp_to_depth(disp, 0.1, 100.0)[0][0, 0].numpy()
+    return cv2.resize(scaled, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def test_images_video_folders_and_unreadable_inputs(mlda, shared_data, tmp_path, capsys):
+    checkpoint, net = mlda
+    kitti_image = shared_data / "images" / "kitti_test_image.jpg"
+    video = write_video(tmp_path / "clip.avi")
+    folder = tmp_path / "folder"
+    write_image(folder / "sub" / "a.png", (40, 50), seed=1)
+    write_image(folder / "b.jpg", (30, 70), seed=2)
+    (folder / "notes.txt").write_text("not an image")
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8 this is not a JPEG \xff\xd9")
+    missing = tmp_path / "missing.png"
+    out = tmp_path / "out"
+
+    code = main([
+        "predict", "--checkpoint", str(checkpoint), str(kitti_image), str(video), str(folder), str(corrupt),
+        str(missing), "--out", str(out), "--every", "2", "--batch-size", "4", "--device", "cpu",
+    ])
+
+    assert code == 1
+    captured = capsys.readouterr()
+    assert "wrote 6 frames" in captured.out
+    assert "could not read 2 input(s)" in captured.err
+    assert f"{corrupt}: cannot decode image" in captured.err and f"{missing}: not found" in captured.err
+    assert "Traceback" not in captured.err
+
+    names = sorted(p.name[: -len("_disp.npy")] for p in out.rglob("*_disp.npy"))
+    assert names == ["a", "b", "clip_000000", "clip_000002", "clip_000004", "kitti_test_image"]
+    assert (out / "sub" / "a_disp.npy").is_file()  # sub-folders of a folder input are kept
+
+    disp = np.load(out / "kitti_test_image_disp.npy")
+    depth = np.load(out / "kitti_test_image_depth.npy")
+    assert disp.shape == depth.shape == (235, 638) and disp.dtype == depth.dtype == np.float32
+    np.testing.assert_allclose(disp, expected_disparity(net, kitti_image), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(depth, 5.4 / disp, rtol=1e-6)  # stereo-trained: metres
+    picture = cv2.cvtColor(cv2.imread(str(out / "kitti_test_image_depth.png")), cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(picture, colorize_depth(depth))
+    assert np.load(out / "clip_000002_depth.npy").shape == (72, 120)
+    assert np.load(out / "sub" / "a_depth.npy").shape == (40, 50)
+
+
+def test_every_video_frame_and_duplicate_names(small_checkpoint, tmp_path):
+    video = write_video(tmp_path / "clip.avi", frames=3)
+    first = write_image(tmp_path / "x" / "same.png", (32, 32), seed=3)
+    second = write_image(tmp_path / "y" / "same.png", (32, 32), seed=4)
+    summary = predict_paths(small_checkpoint, [video, first, second], tmp_path / "out", batch_size=2, device="cpu", progress=False)
+    assert summary.names == ["clip_000000", "clip_000001", "clip_000002", "same", "same_2"]
+    assert summary.failed == [] and summary.metric
+    a, b = (np.load(tmp_path / "out" / f"{name}_disp.npy") for name in ("same", "same_2"))
+    assert not np.array_equal(a, b)  # the second image did not overwrite the first
+
+
+def test_monocular_checkpoint_gives_relative_depth(small_checkpoint, tmp_path, capsys):
+    payload = torch.load(small_checkpoint, weights_only=True)
+    payload["config"]["train"]["mode"] = "M"
+    mono = tmp_path / "m.pt"
+    torch.save(payload, mono)
+    image = write_image(tmp_path / "frame.png", (48, 80), seed=5)
+    assert main(["predict", "--checkpoint", str(mono), str(image), "--out", str(tmp_path / "out"), "--device", "cpu"]) == 0
+    assert "relative depth" in capsys.readouterr().out
+    disp = np.load(tmp_path / "out" / "frame_disp.npy")
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "frame_depth.npy"), 1.0 / disp, rtol=1e-6)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--every", "0"], "--every 0 must be at least 1"),
+    (["--height", "50"], "--height 50 must be a positive multiple of 32"),
+])
+def test_bad_options_are_named(small_checkpoint, tmp_path, capsys, flags, message):
+    image = write_image(tmp_path / "frame.png", (32, 32), seed=6)
+    assert main(["predict", "--checkpoint", str(small_checkpoint), str(image), "--out", str(tmp_path), *flags]) == 2
+    assert message in capsys.readouterr().err
