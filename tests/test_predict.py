@@ -108,7 +108,7 @@ def test_images_video_folders_and_unreadable_inputs(mlda, shared_data, tmp_path,
     np.testing.assert_allclose(disp, expected_disparity(net, kitti_image), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(depth, 5.4 / disp, rtol=1e-6)  # stereo-trained: metres
     picture = cv2.cvtColor(cv2.imread(str(out / "kitti_test_image_depth.png")), cv2.COLOR_BGR2RGB)
-    np.testing.assert_array_equal(picture, colorize_depth(depth))
+    np.testing.assert_array_equal(picture, colorize_depth(disp))  # inverse depth: near is bright
     assert np.load(out / "clip_000002_depth.npy").shape == (72, 120)
     assert np.load(out / "sub" / "a_depth.npy").shape == (40, 50)
 

@@ -5,7 +5,8 @@ For every frame ``NAME`` three files are written under ``--out``:
 * ``NAME_disp.npy``:  float32 scaled disparity (training units, ``disp_to_depth``'s range),
 * ``NAME_depth.npy``: float32 depth; metres (5.4 / disparity) for stereo-trained models (S, MS),
   relative depth (1 / disparity, unknown scale) for monocular ones (M),
-* ``NAME_depth.png``: the depth colour-mapped with magma, 0 → 95th percentile (near is dark).
+* ``NAME_depth.png``: the depth as a picture: inverse depth colour-mapped with magma from 0 to its
+  95th percentile, so near is bright and far is dark (monodepth2's pictures look the same).
 
 The network runs at the checkpoint's training resolution (or ``--height/--width``); its output is
 resized bilinearly back to each input's native size, so the maps line up with the input pixels.
@@ -177,7 +178,7 @@ def predict_paths(
             stem.parent.mkdir(parents=True, exist_ok=True)
             np.save(f"{stem}_disp.npy", native.astype(np.float32))
             np.save(f"{stem}_depth.npy", depth)
-            cv2.imwrite(f"{stem}_depth.png", cv2.cvtColor(colorize_depth(depth), cv2.COLOR_RGB2BGR))
+            cv2.imwrite(f"{stem}_depth.png", cv2.cvtColor(colorize_depth(native), cv2.COLOR_RGB2BGR))
             summary.names.append(name)
 
     pending: list[tuple[str, np.ndarray]] = []
