@@ -1,0 +1,170 @@
+"""KITTI split files (monodepth2's): reading, validating, listing, and ``mldanet splits``.
+
+A split is a folder ``<splits dir>/<name>/`` holding ``train_files.txt``, ``val_files.txt``
+and/or ``test_files.txt``; each line is ``<date>/<drive folder> <frame index> <l|r>``. The
+splits directory comes from ``--splits-dir`` or ``$MLDANET_SPLITS_DIR``. ``mldanet splits
+--download`` fetches monodepth2's files at a pinned commit and checks their SHA-256.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import urllib.request
+from pathlib import Path
+
+SPLITS_ENV = "MLDANET_SPLITS_DIR"
+SPLIT_FILES = {"train": "train_files.txt", "val": "val_files.txt", "test": "test_files.txt"}
+
+MONODEPTH2_REPO = "nianticlabs/monodepth2"
+MONODEPTH2_COMMIT = "bd03a9ec1305082e80199bc2753ef5adb252e405"
+MONODEPTH2_SPLITS: dict[str, str] = {
+    "eigen/test_files.txt": "e226d4ca16e0e6e9695435014347dcf973588531330536fd8a68d298ef091a6b",
+    "eigen_benchmark/test_files.txt": "d56e5e509e6960a01fb93795f85028ac6e4a82ad40e64b6e968988e4db95b9be",
+    "eigen_full/train_files.txt": "1b491141d87b7af9e6706609b7ce858c198c3a4ca61d180c7dc90815d5f2a986",
+    "eigen_full/val_files.txt": "9c4446772ec58aaa60acbeef0fa6d1e8ef1b346ad4f78272d056d10cf1993af9",
+    "eigen_zhou/train_files.txt": "00173a231642151c4693274e701ddd4cae7916520a757c7a94eae8e1173f7b0c",
+    "eigen_zhou/val_files.txt": "64a868b8d2c66c3979a2d74c22ea2e9146850d5b9f5786ed8e5f92201ba1ad04",
+    "kitti_archives_to_download.txt": "9899630a856ea2661a06d223440561395792e15538ebe97f3b719a04b91e4386",
+}
+
+
+def resolve_splits_dir(splits_dir: str | Path | None = None) -> Path:
+    """``splits_dir``, else ``$MLDANET_SPLITS_DIR``; an error says which was tried when neither is usable."""
+    if splits_dir:
+        path, origin = Path(splits_dir), "--splits-dir"
+    elif os.environ.get(SPLITS_ENV):
+        path, origin = Path(os.environ[SPLITS_ENV]), f"${SPLITS_ENV}"
+    else:
+        raise ValueError(
+            f"no splits directory: give --splits-dir or set ${SPLITS_ENV} "
+            "(`mldanet splits --download --dest DIR` fetches monodepth2's splits)"
+        )
+    if not path.is_dir():
+        raise FileNotFoundError(f"splits directory not found: {path} (from {origin})")
+    return path
+
+
+def split_file(name: str, which: str = "train", splits_dir: str | Path | None = None) -> Path:
+    """Path of ``<splits dir>/<name>/<which>_files.txt``; an error names it when it is absent."""
+    if which not in SPLIT_FILES:
+        raise ValueError(f"split part {which!r} is not one of {', '.join(SPLIT_FILES)}")
+    folder = resolve_splits_dir(splits_dir) / name
+    if not folder.is_dir():
+        raise FileNotFoundError(f"split '{name}' not found: no folder {folder}")
+    path = folder / SPLIT_FILES[which]
+    if not path.is_file():
+        raise FileNotFoundError(f"split '{name}' has no {which} list: {path} not found")
+    return path
+
+
+def parse_split_line(line: str, path: str | Path = "<lines>", lineno: int = 0) -> tuple[str, int, str]:
+    """``"<date>/<drive> <frame> <l|r>"`` → (folder, frame index, side); errors name file and line."""
+    where = f"{path}:{lineno}"
+    parts = line.split()
+    if len(parts) != 3:
+        raise ValueError(f"{where}: expected '<date>/<drive folder> <frame index> <l|r>', got {line.strip()!r}")
+    folder, frame, side = parts
+    if folder.count("/") != 1 or not all(folder.split("/")):
+        raise ValueError(f"{where}: folder {folder!r} is not '<date>/<drive folder>'")
+    if not frame.isdigit():
+        raise ValueError(f"{where}: frame index {frame!r} is not a non-negative integer")
+    if side not in ("l", "r"):
+        raise ValueError(f"{where}: side {side!r} is not 'l' or 'r'")
+    return folder, int(frame), side
+
+
+def read_lines_file(path: str | Path) -> list[str]:
+    """The non-blank lines of one split file, each validated; an empty file is an error naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"split file not found: {path}")
+    lines = []
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        if line.strip():
+            parse_split_line(line, path, lineno)
+            lines.append(line.strip())
+    if not lines:
+        raise ValueError(f"split file is empty: {path}")
+    return lines
+
+
+def read_split_lines(name_or_file: str | Path, which: str = "train", splits_dir: str | Path | None = None) -> list[str]:
+    """Lines of split ``name_or_file``'s ``which`` list, or of the file itself when it is a path to one."""
+    candidate = Path(name_or_file)
+    if candidate.is_file():
+        return read_lines_file(candidate)
+    if candidate.suffix == ".txt" or len(candidate.parts) > 1:
+        raise FileNotFoundError(f"split file not found: {candidate}")
+    return read_lines_file(split_file(str(name_or_file), which, splits_dir))
+
+
+def list_splits(splits_dir: str | Path | None = None) -> dict[str, dict[str, int]]:
+    """Split name → {part: number of lines} for every folder with at least one ``*_files.txt``."""
+    root = resolve_splits_dir(splits_dir)
+    found: dict[str, dict[str, int]] = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        counts = {}
+        for which, filename in SPLIT_FILES.items():
+            path = folder / filename
+            if path.is_file():
+                counts[which] = sum(1 for line in path.read_text().splitlines() if line.strip())
+        if counts:
+            found[folder.name] = counts
+    return found
+
+
+def fetch_url(url: str) -> bytes:
+    """Download ``url`` (only ever called by ``mldanet splits --download``)."""
+    with urllib.request.urlopen(url, timeout=60) as response:
+        return response.read()
+
+
+def download_splits(dest: str | Path) -> list[Path]:
+    """Fetch monodepth2's split files at :data:`MONODEPTH2_COMMIT` into ``dest``, checking SHA-256.
+
+    Each file is verified before it is written (atomically), so ``dest`` never holds a file that
+    does not match its checksum.
+    """
+    dest = Path(dest)
+    written = []
+    for relative, expected in MONODEPTH2_SPLITS.items():
+        url = f"https://raw.githubusercontent.com/{MONODEPTH2_REPO}/{MONODEPTH2_COMMIT}/splits/{relative}"
+        data = fetch_url(url)
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != expected:
+            raise ValueError(f"checksum mismatch for {url}: sha256 {digest}, expected {expected}")
+        target = dest / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        temporary.write_bytes(data)
+        os.replace(temporary, target)
+        written.append(target)
+    return written
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--splits-dir", help=f"folder of split folders (default: ${SPLITS_ENV})")
+    parser.add_argument("--download", action="store_true", help="fetch monodepth2's split files (checksummed)")
+    parser.add_argument("--dest", help="where --download writes the split folders")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.download:
+        if not args.dest:
+            raise ValueError("--download needs --dest DIR")
+        for path in download_splits(args.dest):
+            print(f"{path}  ok")
+        print(f"monodepth2 splits at {MONODEPTH2_COMMIT[:12]} verified; use --splits-dir {args.dest}")
+        return 0
+    if args.dest:
+        raise ValueError("--dest is only used with --download")
+    splits = list_splits(args.splits_dir)
+    if not splits:
+        raise FileNotFoundError(f"no split folders (with *_files.txt) in {resolve_splits_dir(args.splits_dir)}")
+    width = max(len(name) for name in splits)
+    for name, counts in splits.items():
+        parts = "  ".join(f"{which} {count}" for which, count in counts.items())
+        print(f"{name:<{width}}  {parts}")
+    return 0
