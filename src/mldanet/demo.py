@@ -1,0 +1,259 @@
+"""``mldanet demo``: the whole method on a synthetic drive, on a CPU, in minutes.
+
+synth (training drives + one held-out drive, KITTI raw layout) -> fused-SGM hints -> MS training
+with hints and uncertainty weighting -> evaluation of the untrained network, of the per-pixel
+median-depth prior of the training drives and of the trained network (stereo scaling, metres)
+-> predictions for a few test frames -> report.json / report.md / report.html with pictures.
+Every stage runs through the same code as on KITTI: reader, hint generator, trainer,
+ground-truth export, evaluator and ``predict``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from mldanet.config import Config, config_from_dict
+
+STEREO_FACTOR = 5.4
+
+
+@dataclass
+class DemoSettings:
+    """Sizes and budget of a demo run; ``default()`` is the 10-minute run, ``tiny()`` the CI one."""
+
+    drives: int
+    frames: int
+    render_width: int
+    render_height: int
+    hint_width: int
+    hint_height: int
+    hint_block_sizes: tuple[int, ...]
+    hint_num_disparities: tuple[int, ...]
+    train_width: int
+    train_height: int
+    batch_size: int
+    steps: int
+    lr: float
+    warmup_steps: int
+    grid_frames: int = 4
+    predict_frames: int = 4
+    workers: int = 2
+
+    @classmethod
+    def default(cls) -> "DemoSettings":
+        return cls(
+            drives=4, frames=120, render_width=640, render_height=192,
+            hint_width=640, hint_height=192, hint_block_sizes=(1, 3), hint_num_disparities=(64, 96),
+            train_width=320, train_height=96, batch_size=4, steps=180, lr=5e-4, warmup_steps=15,
+        )
+
+    @classmethod
+    def tiny(cls) -> "DemoSettings":
+        return cls(
+            drives=2, frames=14, render_width=320, render_height=96,
+            hint_width=320, hint_height=96, hint_block_sizes=(1, 3), hint_num_disparities=(32, 48),
+            train_width=192, train_height=64, batch_size=2, steps=24, lr=5e-4, warmup_steps=4,
+            grid_frames=2, predict_frames=2,
+        )
+
+
+@dataclass
+class DemoReport:
+    settings: dict[str, Any]
+    untrained: dict[str, float] = field(default_factory=dict)
+    prior: dict[str, float] = field(default_factory=dict)
+    trained: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    checkpoint: str = ""
+    files: dict[str, str] = field(default_factory=dict)
+
+
+class StageClock:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        print(f"\n== {name}", flush=True)
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - start, 2)
+
+
+def demo_config(settings: DemoSettings, data: Path, splits_dir: Path, hints: Path, run_dir: Path, seed: int) -> Config:
+    return config_from_dict(
+        {
+            "description": "mldanet demo: MS + depth hints + uncertainty weighting on the synthetic drive",
+            "model": {"backbone": "resnet18", "variant": "mlda", "weights_init": "scratch"},
+            "data": {
+                "data_path": str(data), "splits_dir": str(splits_dir), "split": "synth", "hints_dir": str(hints),
+                "height": settings.train_height, "width": settings.train_width, "img_ext": ".png", "num_workers": 1,
+            },
+            "loss": {"use_hints": True, "weighting": "uncertainty"},
+            "optim": {
+                "lr": settings.lr, "batch_size": settings.batch_size, "epochs": 1000, "max_steps": settings.steps,
+                "schedule": "cosine", "warmup_steps": settings.warmup_steps,
+            },
+            "train": {
+                "mode": "MS", "out": str(run_dir), "device": "cpu", "seed": seed, "checkpoint_every": 50,
+                "log_every": 1, "image_every": 0, "validate": False,
+            },
+        }
+    )
+
+
+def run_demo(out: str | Path, tiny: bool = False, seed: int = 0, steps: int | None = None) -> DemoReport:
+    from mldanet.data.dataset import KittiRawDataset
+    from mldanet.data.ground_truth import generate_depth_map
+    from mldanet.data.splits import read_split_lines
+    from mldanet.evaluation.inference import predict_disparities
+    from mldanet.evaluation.protocol import evaluate_disparities, format_metrics_row
+    from mldanet.hints import compute_hints
+    from mldanet.predict import predict_paths
+    from mldanet.synth import write_synthetic_drives
+    from mldanet.training.checkpoint import load_depth_net
+    from mldanet.training.datasets import build_datasets
+    from mldanet.training.trainer import Trainer
+
+    settings = DemoSettings.tiny() if tiny else DemoSettings.default()
+    if steps is not None:
+        settings.steps = steps
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    clock = StageClock()
+    report = DemoReport(settings=asdict(settings))
+    data, hints_dir, run_dir = out / "kitti", out / "hints", out / "run"
+
+    with clock.stage("synth: render the drives"):
+        synth = write_synthetic_drives(
+            data, drives=settings.drives, frames=settings.frames, seed=seed,
+            width=settings.render_width, height=settings.render_height, workers=settings.workers, img_ext=".png",
+        )
+    splits_dir = data / "splits"
+    train_lines = read_split_lines("synth", "train", splits_dir)
+    val_lines = read_split_lines("synth", "val", splits_dir)
+    test_lines = read_split_lines("synth", "test", splits_dir)
+    grid_lines = test_lines[:: max(1, len(test_lines) // settings.grid_frames)][: settings.grid_frames]
+
+    with clock.stage("hints: fused SGM"):
+        compute_hints(
+            data, train_lines + val_lines + grid_lines, hints_dir, height=settings.hint_height, width=settings.hint_width,
+            workers=settings.workers, img_ext=".png", block_sizes=settings.hint_block_sizes,
+            num_disparities=settings.hint_num_disparities,
+        )
+
+    with clock.stage("ground truth: Velodyne -> depth maps"):
+        gt_test = [depth_for_line(data, line, generate_depth_map) for line in test_lines]
+        gt_train = [depth_for_line(data, line, generate_depth_map) for line in train_lines if line.endswith(" l")]
+        prior_depth = median_depth_prior(gt_train)
+
+    config = demo_config(settings, data, splits_dir, hints_dir, run_dir, seed)
+    test_set = KittiRawDataset(
+        data, test_lines, settings.train_height, settings.train_width, frame_ids=(0,), train=False, img_ext=".png"
+    )
+
+    def evaluate(net: torch.nn.Module) -> tuple[dict[str, float], np.ndarray]:
+        disps = predict_disparities(net, test_set, batch_size=8, device="cpu")
+        result = evaluate_disparities(list(disps), gt_test, scaling="stereo")
+        return {k: float(v) for k, v in result.metrics.items()}, disps
+
+    train_set, _ = build_datasets(config)
+    trainer = Trainer(config, train_set, None)
+    with clock.stage("evaluate: untrained network"):
+        report.untrained, _ = evaluate(trainer.depth_net.eval())
+    with clock.stage("evaluate: median-depth prior of the training drives"):
+        # The prior is metric; as a disparity it is 5.4 / depth so that stereo scaling returns it unchanged.
+        prior_disp = STEREO_FACTOR / np.maximum(prior_depth, 1e-3)
+        report.prior = {
+            k: float(v) for k, v in evaluate_disparities([prior_disp] * len(gt_test), gt_test, scaling="stereo").metrics.items()
+        }
+    with clock.stage(f"train: MLDA-Net MS + hints, {settings.steps} steps"):
+        trainer.train()
+    checkpoint = run_dir / "checkpoints" / "last.pt"
+    report.checkpoint = str(checkpoint)
+    with clock.stage("evaluate: trained network"):
+        net, _ = load_depth_net(checkpoint)
+        report.trained, trained_disps = evaluate(net)
+    with clock.stage("predict: test frames"):
+        frames = [image_path(data, line, ".png") for line in grid_lines[: settings.predict_frames]]
+        predict_paths(checkpoint, frames, out / "predictions")
+
+    with clock.stage("report"):
+        from mldanet.report import write_report
+
+        report.seconds = dict(clock.seconds)
+        grid_index = [test_lines.index(line) for line in grid_lines]
+        report.files = write_report(
+            out,
+            report,
+            history=trainer.state.history,
+            images=[image_path(data, line, ".png") for line in grid_lines],
+            pred_depths=[STEREO_FACTOR / np.maximum(trained_disps[i], 1e-6) for i in grid_index],
+            gt_depths=[gt_test[i] for i in grid_index],
+            hints=[load_hint(hints_dir, line) for line in grid_lines],
+        )
+    report.seconds["report"] = clock.seconds["report"]
+    report.seconds["total"] = round(sum(v for k, v in clock.seconds.items()), 2)
+    (out / "report.json").write_text(json.dumps(asdict(report), indent=2))
+    print()
+    print("                 " + format_metrics_row(report.trained).splitlines()[0])
+    for name in ("untrained", "prior", "trained"):
+        print(f"{name:>16s} " + format_metrics_row(getattr(report, name)).splitlines()[-1])
+    print(f"\nreport: {out / 'report.html'}  ({report.seconds['total']:.0f} s)")
+    return report
+
+
+def _line_parts(line: str) -> tuple[str, int, str]:
+    folder, index, side = line.split()
+    return folder, int(index), side
+
+
+def image_path(data: Path, line: str, ext: str) -> Path:
+    folder, index, side = _line_parts(line)
+    return data / folder / ("image_02" if side == "l" else "image_03") / "data" / f"{index:010d}{ext}"
+
+
+def depth_for_line(data: Path, line: str, generate_depth_map) -> np.ndarray:
+    folder, index, _ = _line_parts(line)
+    velo = data / folder / "velodyne_points" / "data" / f"{index:010d}.bin"
+    return generate_depth_map(data / folder.split("/")[0], velo, cam=2)
+
+
+def load_hint(hints_dir: Path, line: str) -> np.ndarray:
+    folder, index, side = _line_parts(line)
+    return np.load(hints_dir / folder / ("image_02" if side == "l" else "image_03") / f"{index:010d}.npy") * STEREO_FACTOR
+
+
+def median_depth_prior(depths: list[np.ndarray]) -> np.ndarray:
+    """Per-pixel median of the valid ground-truth depths; pixels never measured get the global median."""
+    stack = np.stack(depths).astype(np.float32)
+    stack[stack <= 0] = np.nan
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            prior = np.nanmedian(stack, axis=0)
+    return np.where(np.isfinite(prior), prior, np.nanmedian(stack)).astype(np.float32)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
+    parser.add_argument("--tiny", action="store_true", help="a one-minute run for CI: tiny drive, few steps")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, help="training steps (default: 180, or 24 with --tiny)")
+
+
+def run(args: argparse.Namespace) -> int:
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    run_demo(args.out, tiny=args.tiny, seed=args.seed, steps=args.steps)
+    return 0
