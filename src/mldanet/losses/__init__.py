@@ -1,0 +1,29 @@
+"""Self-supervised losses (DESIGN §3); :func:`compute_losses` is the trainer's entry point."""
+
+from mldanet.losses.hints import hint_error, hint_loss, hint_mask
+from mldanet.losses.photometric import photometric_error, ssim
+from mldanet.losses.reprojection import MinReprojection, add_tie_noise, masked_mean, min_reprojection
+from mldanet.losses.smoothness import edge_aware_smoothness
+from mldanet.losses.total import LossMaps, compute_losses, compute_losses_with_maps
+from mldanet.losses.weighting import TERMS, LossWeighting, build_loss_weighting, multiscale_sum, multiscale_weights
+
+__all__ = [
+    "TERMS",
+    "LossMaps",
+    "LossWeighting",
+    "MinReprojection",
+    "add_tie_noise",
+    "build_loss_weighting",
+    "compute_losses",
+    "compute_losses_with_maps",
+    "edge_aware_smoothness",
+    "hint_error",
+    "hint_loss",
+    "hint_mask",
+    "masked_mean",
+    "min_reprojection",
+    "multiscale_sum",
+    "multiscale_weights",
+    "photometric_error",
+    "ssim",
+]

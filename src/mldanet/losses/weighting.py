@@ -1,0 +1,105 @@
+"""How the loss terms are combined: over scales (Eq. 12) and between terms (fixed or learned).
+
+Eq. 12 (multi-scale re-weighting): L = (1/n) Σ_{i=1..n} 2^(−i) L_i, with L_i the loss at scale
+i − 1, applied to each term separately.
+
+Between the terms k ∈ {reprojection, hints, smoothness}:
+
+- ``fixed``: L = Σ_k w_k L_k with w = (1, hints_weight, smoothness_weight).
+- ``uncertainty`` (Kendall, Gal & Cipolla 2018): learnable log-variances s_k,
+  L = Σ_k exp(−s_k)·L_k + (s_k − s_k⁰), initialised at s_k⁰ = −log w_k. The constant −s_k⁰ does
+  not change any gradient; it makes the value (not only the gradients) equal to the fixed
+  weighting at initialisation, so the two modes log comparable totals from the first step.
+  ∂L/∂s_k = 1 − exp(−s_k)·L_k: s_k settles where exp(−s_k) = 1/L_k.
+
+A term whose weight is 0 is switched off (it has no log-variance: −log 0 is infinite); a term
+missing from the losses at a step (e.g. no hints in M mode) is skipped.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from mldanet.config import LossConfig
+
+TERMS = ("reprojection", "hints", "smoothness")
+MODES = ("fixed", "uncertainty")
+
+
+def multiscale_weights(n: int) -> list[float]:
+    """Eq. 12 factors for scales 0..n−1: (1/n)·2^(−i), i = 1..n."""
+    if n < 1:
+        raise ValueError(f"multiscale_weights needs at least one scale, got n={n}")
+    return [2.0 ** -(i + 1) / n for i in range(n)]
+
+
+def multiscale_sum(per_scale: list[Tensor]) -> Tensor:
+    """Σ_i multiscale_weights(n)[i] · per_scale[i], per_scale ordered from scale 0 (full size)."""
+    return sum(w * value for w, value in zip(multiscale_weights(len(per_scale)), per_scale))
+
+
+class LossWeighting(nn.Module):
+    """Combines named scalar losses into the total, with fixed or learned (uncertainty) weights.
+
+    weights: term → w_k ≥ 0 for the terms in :data:`TERMS` (0 switches a term off).
+    ``log_vars`` is a ParameterDict, empty in fixed mode: give its parameters their own
+    optimiser group without weight decay.
+    """
+
+    def __init__(self, weights: dict[str, float], mode: str = "fixed") -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"loss weighting mode {mode!r} is not one of {', '.join(MODES)}")
+        for name, weight in weights.items():
+            if name not in TERMS:
+                raise ValueError(f"unknown loss term {name!r}; terms are {', '.join(TERMS)}")
+            if not (weight >= 0 and math.isfinite(weight)):
+                raise ValueError(f"loss weight {name}={weight} must be finite and ≥ 0")
+        self.mode = mode
+        self.fixed = {name: float(w) for name, w in weights.items() if w > 0}
+        self.initial_log_vars = {name: -math.log(w) for name, w in self.fixed.items()}
+        self.log_vars = nn.ParameterDict()
+        if mode == "uncertainty":
+            for name, s0 in self.initial_log_vars.items():
+                self.log_vars[name] = nn.Parameter(torch.tensor(s0))
+
+    def forward(self, losses: dict[str, Tensor]) -> Tensor:
+        """losses: term → scalar (terms absent here are skipped) → the weighted total (scalar)."""
+        unknown = set(losses) - set(TERMS)
+        if unknown:
+            raise ValueError(f"unknown loss terms {sorted(unknown)}; terms are {', '.join(TERMS)}")
+        parts = []
+        for name, value in losses.items():
+            if name not in self.fixed:
+                continue
+            if self.mode == "fixed":
+                parts.append(self.fixed[name] * value)
+            else:
+                s = self.log_vars[name]
+                parts.append(torch.exp(-s) * value + (s - self.initial_log_vars[name]))
+        if not parts:
+            raise ValueError(f"no weighted loss term among {sorted(losses)} (active terms: {sorted(self.fixed)})")
+        return torch.stack(parts).sum()
+
+    def weight_tensors(self) -> dict[str, Tensor]:
+        """The current effective weights as detached scalar tensors (no device synchronisation)."""
+        if self.mode == "fixed":
+            return {name: torch.tensor(w) for name, w in self.fixed.items()}
+        return {name: torch.exp(-s.detach()) for name, s in self.log_vars.items()}
+
+    def weights(self) -> dict[str, float]:
+        """The current effective weight of every active term (w_k, or exp(−s_k) when learned)."""
+        return {name: float(w) for name, w in self.weight_tensors().items()}
+
+
+def build_loss_weighting(config: LossConfig) -> LossWeighting:
+    """The weighting selected by ``loss.weighting`` with (1, loss.hints_weight, loss.smoothness_weight)."""
+    for key in ("hints_weight", "smoothness_weight"):
+        value = getattr(config, key)
+        if not (value >= 0 and math.isfinite(value)):
+            raise ValueError(f"loss.{key}={value} must be finite and ≥ 0")
+    weights = {"reprojection": 1.0, "hints": config.hints_weight, "smoothness": config.smoothness_weight}
+    return LossWeighting(weights, mode=config.weighting)
