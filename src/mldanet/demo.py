@@ -96,7 +96,7 @@ def demo_config(settings: DemoSettings, data: Path, splits_dir: Path, hints: Pat
             "model": {"backbone": "resnet18", "variant": "mlda", "weights_init": "scratch"},
             "data": {
                 "data_path": str(data), "splits_dir": str(splits_dir), "split": "synth", "hints_dir": str(hints),
-                "height": settings.train_height, "width": settings.train_width, "img_ext": ".png", "num_workers": 1,
+                "height": settings.train_height, "width": settings.train_width, "img_ext": ".jpg", "num_workers": 1,
             },
             "loss": {"use_hints": True, "weighting": "uncertainty"},
             "optim": {
@@ -136,7 +136,7 @@ def run_demo(out: str | Path, tiny: bool = False, seed: int = 0, steps: int | No
     with clock.stage("synth: render the drives"):
         synth = write_synthetic_drives(
             data, drives=settings.drives, frames=settings.frames, seed=seed,
-            width=settings.render_width, height=settings.render_height, workers=settings.workers, img_ext=".png",
+            width=settings.render_width, height=settings.render_height, workers=settings.workers, img_ext=".jpg",
         )
     splits_dir = data / "splits"
     train_lines = read_split_lines("synth", "train", splits_dir)
@@ -147,7 +147,7 @@ def run_demo(out: str | Path, tiny: bool = False, seed: int = 0, steps: int | No
     with clock.stage("hints: fused SGM"):
         compute_hints(
             data, train_lines + val_lines + grid_lines, hints_dir, height=settings.hint_height, width=settings.hint_width,
-            workers=settings.workers, img_ext=".png", block_sizes=settings.hint_block_sizes,
+            workers=settings.workers, img_ext=".jpg", block_sizes=settings.hint_block_sizes,
             num_disparities=settings.hint_num_disparities,
         )
 
@@ -158,7 +158,7 @@ def run_demo(out: str | Path, tiny: bool = False, seed: int = 0, steps: int | No
 
     config = demo_config(settings, data, splits_dir, hints_dir, run_dir, seed)
     test_set = KittiRawDataset(
-        data, test_lines, settings.train_height, settings.train_width, frame_ids=(0,), train=False, img_ext=".png"
+        data, test_lines, settings.train_height, settings.train_width, frame_ids=(0,), train=False, img_ext=".jpg"
     )
 
     def evaluate(net: torch.nn.Module) -> tuple[dict[str, float], np.ndarray]:
@@ -184,7 +184,7 @@ def run_demo(out: str | Path, tiny: bool = False, seed: int = 0, steps: int | No
         net, _ = load_depth_net(checkpoint)
         report.trained, trained_disps = evaluate(net)
     with clock.stage("predict: test frames"):
-        frames = [image_path(data, line, ".png") for line in grid_lines[: settings.predict_frames]]
+        frames = [image_path(data, line, ".jpg") for line in grid_lines[: settings.predict_frames]]
         predict_paths(checkpoint, frames, out / "predictions")
 
     with clock.stage("report"):
@@ -196,7 +196,7 @@ def run_demo(out: str | Path, tiny: bool = False, seed: int = 0, steps: int | No
             out,
             report,
             history=trainer.state.history,
-            images=[image_path(data, line, ".png") for line in grid_lines],
+            images=[image_path(data, line, ".jpg") for line in grid_lines],
             pred_depths=[STEREO_FACTOR / np.maximum(trained_disps[i], 1e-6) for i in grid_index],
             gt_depths=[gt_test[i] for i in grid_index],
             hints=[load_hint(hints_dir, line) for line in grid_lines],
