@@ -118,8 +118,8 @@ def matched_disparity_errors(left_rgb, left_depth, right_rgb, right_depth, fx, s
                 continue
             ssd = np.empty((max_d, len(fractions)))
             for i, image in enumerate(shifted):  # image i at column c holds the right view at c − fraction
-                windows = np.lib.stride_tricks.sliding_window_view(image[y - r : y + r + 1, x - max_d - r + 1 : x + r + 1],
-                                                                   2 * r + 1, axis=1)
+                band = image[y - r : y + r + 1, x - max_d - r + 1 : x + r + 1]
+                windows = np.lib.stride_tricks.sliding_window_view(band, 2 * r + 1, axis=1)
                 ssd[:, i] = ((windows - patch[:, None, :]) ** 2).sum(axis=(0, 2))[::-1]  # index d: columns x − d ± r
             ssd = ssd.ravel()  # disparity d + fraction, in steps of ``step``
             best = int(np.argmin(ssd))
