@@ -13,8 +13,8 @@ def test_median_depth_prior_ignores_missing_measurements():
     b = np.array([[3.0, 2.0], [0.0, 0.0]], np.float32)
     c = np.array([[5.0, 0.0], [8.0, 0.0]], np.float32)
     prior = median_depth_prior([a, b, c])
-    # per pixel median of the valid values; a never-measured pixel gets the global median (4)
-    np.testing.assert_allclose(prior, [[3.0, 2.0], [6.0, 4.0]])
+    # per pixel median of the valid values; a never-measured pixel gets the median of all valid values (3.5)
+    np.testing.assert_allclose(prior, [[3.0, 2.0], [6.0, 3.5]])
 
 
 def test_tiny_demo_end_to_end(tmp_path):

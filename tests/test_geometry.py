@@ -113,7 +113,8 @@ def test_project_matches_the_direct_formula_and_round_trips():
     np.testing.assert_allclose(pixels[..., 0].numpy(), np.broadcast_to(u, (2, height, width)), atol=1e-9)
     np.testing.assert_allclose(pixels[..., 1].numpy(), np.broadcast_to(v, (2, height, width)), atol=1e-9)
 
-    T = pose_to_matrix(torch.tensor([[0.02, -0.05, 0.01]] * 2, dtype=torch.float64), torch.tensor([[0.1, -0.2, 0.3]] * 2, dtype=torch.float64))
+    rotation = torch.tensor([[0.02, -0.05, 0.01]] * 2, dtype=torch.float64)
+    T = pose_to_matrix(rotation, torch.tensor([[0.1, -0.2, 0.3]] * 2, dtype=torch.float64))
     pixels = project(points, K, T, height, width)
     cam = (T[0] @ points[0]).numpy()[:3]
     expected = (K[0, :3, :3].numpy() @ cam)
@@ -150,7 +151,9 @@ def test_stereo_translation_shifts_by_focal_times_baseline_over_depth():
     generator = torch.Generator().manual_seed(4)
     target = torch.rand(1, 3, height, width, generator=generator, dtype=torch.float64)
     baseline = 0.1
-    depth_for = lambda shift: torch.full((1, 1, height, width), fx * baseline / shift, dtype=torch.float64)  # noqa: E731
+
+    def depth_for(shift: float) -> torch.Tensor:
+        return torch.full((1, 1, height, width), fx * baseline / shift, dtype=torch.float64)
 
     # integer shift: the source seen at u + 3 holds the target's pixel u
     source = torch.roll(target, shifts=3, dims=-1)
@@ -173,9 +176,9 @@ def test_warping_stacked_sources_equals_warping_each():
     generator = torch.Generator().manual_seed(5)
     images = torch.rand(3, 2, 3, height, width, generator=generator)
     depth = torch.rand(2, 1, height, width, generator=generator) * 20 + 1
-    transforms = torch.stack(
-        [pose_to_matrix(torch.randn(2, 3, generator=generator) * 0.05, torch.randn(2, 3, generator=generator) * 0.2) for _ in range(3)]
-    )
+    rotations = torch.randn(3, 2, 3, generator=generator) * 0.05
+    translations = torch.randn(3, 2, 3, generator=generator) * 0.2
+    transforms = torch.stack([pose_to_matrix(r, t) for r, t in zip(rotations, translations)])
     stacked = warp(images, depth, K, inv_K, transforms)
     for i in range(3):
         assert torch.allclose(stacked[i], warp(images[i], depth, K, inv_K, transforms[i]), atol=1e-6)

@@ -37,9 +37,8 @@ def test_automasking_selects_the_identity_on_a_static_scene():
     K = scale_intrinsics(K_NORM, height, width).expand(2, 4, 4)
     depth = torch.full((2, 1, height, width), 2.0)
     # the network wrongly believes the camera moved, so its warped sources differ from the target
-    wrong = torch.stack(
-        [pose_to_matrix(torch.zeros(2, 3), torch.tensor([[0.05, 0.0, 0.0]] * 2)), pose_to_matrix(torch.zeros(2, 3), torch.tensor([[0.0, 0.03, 0.1]] * 2))]
-    )
+    translations = (torch.tensor([[0.05, 0.0, 0.0]] * 2), torch.tensor([[0.0, 0.03, 0.1]] * 2))
+    wrong = torch.stack([pose_to_matrix(torch.zeros(2, 3), t) for t in translations])
     warped = warp(sources, depth, K, torch.linalg.inv(K), wrong)
     reprojection = photometric_error(warped, target).squeeze(2).transpose(0, 1)
     identity = add_tie_noise(photometric_error(sources, target).squeeze(2).transpose(0, 1), torch.tensor([1, 2]))

@@ -30,13 +30,17 @@ def make_batch(size: int = 2, height: int = 32, width: int = 64, hints: bool = T
     K = torch.stack([scale_intrinsics(K_NORM, height // 2**s, width // 2**s) for s in SCALES]).expand(size, 4, 4, 4)
     stereo_T = torch.eye(4).repeat(size, 1, 1)
     stereo_T[:, 0, 3] = -0.1
-    batch = Batch(images=images, net_images=images, K=K, inv_K=torch.linalg.inv(K), stereo_T=stereo_T, index=torch.arange(size))
+    batch = Batch(
+        images=images, net_images=images, K=K, inv_K=torch.linalg.inv(K), stereo_T=stereo_T, index=torch.arange(size)
+    )
     if hints:
         batch.hint_mask = (torch.rand(size, 1, height, width, generator=generator) > 0.3).float()
         batch.depth_hint = (torch.rand(size, 1, height, width, generator=generator) * 20 + 0.5) * batch.hint_mask
+    rotations = torch.randn(2, size, 3, generator=generator) * 0.01
+    translations = torch.randn(2, size, 3, generator=generator) * 0.1
     transforms = {
-        -1: pose_to_matrix(torch.randn(size, 3, generator=generator) * 0.01, torch.randn(size, 3, generator=generator) * 0.1, invert=True),
-        1: pose_to_matrix(torch.randn(size, 3, generator=generator) * 0.01, torch.randn(size, 3, generator=generator) * 0.1),
+        -1: pose_to_matrix(rotations[0], translations[0], invert=True),
+        1: pose_to_matrix(rotations[1], translations[1]),
         "s": stereo_T,
     }
     disps = {
@@ -62,7 +66,8 @@ def reference_terms(disps, batch, transforms, config, seeds):
     for s in SCALES:
         up = F.interpolate(disps[s], size=(height, width), mode="bilinear", align_corners=False)
         depth = disp_to_depth(up, config.min_depth, config.max_depth)[1]
-        errors = torch.cat([photometric_error(warp(batch.images[f], depth, K, inv_K, transforms[f]), target) for f in sources], 1)
+        warped = [warp(batch.images[f], depth, K, inv_K, transforms[f]) for f in sources]
+        errors = torch.cat([photometric_error(image, target) for image in warped], 1)
         prediction_min = errors.min(1, keepdim=True).values
         candidates = [prediction_min, identity_min] + ([hint_err] if hint_err is not None else [])
         winner = torch.cat(candidates, 1).argmin(1, keepdim=True)
@@ -167,11 +172,12 @@ def test_tie_noise_is_seeded_per_sample():
     assert 0.09 < maps.automask.mean().item() < 0.16
 
     one = Batch(images={f: v[1:2] for f, v in batch.images.items()}, net_images={}, K=batch.K[1:2], inv_K=batch.inv_K[1:2])
-    _, alone = compute_losses_with_maps(
-        {s: d[1:2] for s, d in disps.items()}, one, {f: t[1:2] for f, t in transforms.items()}, config, weighting, noise_seed=torch.tensor([6])
-    )
+    one_disps = {s: d[1:2] for s, d in disps.items()}
+    one_transforms = {f: t[1:2] for f, t in transforms.items()}
+    _, alone = compute_losses_with_maps(one_disps, one, one_transforms, config, weighting, noise_seed=torch.tensor([6]))
     assert torch.equal(alone.automask[0], maps.automask[1])
-    _, reseeded = compute_losses_with_maps(disps, batch, transforms, config, weighting, noise_seed=torch.tensor([5, 9, 7]))
+    reseed = torch.tensor([5, 9, 7])
+    _, reseeded = compute_losses_with_maps(disps, batch, transforms, config, weighting, noise_seed=reseed)
     assert torch.equal(reseeded.automask[0], maps.automask[0])
     assert not torch.equal(reseeded.automask[1], maps.automask[1])
 
@@ -184,7 +190,8 @@ def test_maps_describe_scale_zero():
     assert maps.depth.shape == maps.reprojection.shape == maps.automask.shape == maps.hint_mask.shape == (2, 1, 32, 64)
     assert torch.allclose(maps.depth, disp_to_depth(disps[0], 0.1, 100.0)[1].detach())
     keep = ((maps.automask + maps.hint_mask) > 0).float()
-    assert result.terms["reprojection/0"].item() == pytest.approx(((maps.reprojection * keep).sum() / keep.sum()).item(), rel=1e-5)
+    expected = (maps.reprojection * keep).sum() / keep.sum()
+    assert result.terms["reprojection/0"].item() == pytest.approx(expected.item(), rel=1e-5)
     assert ((maps.source_index < 3) == maps.automask.bool()).all()
 
 

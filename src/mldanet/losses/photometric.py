@@ -26,7 +26,8 @@ def ssim(x: Tensor, y: Tensor) -> Tensor:
     """
     if x.dim() < 4 or y.dim() != 4 or x.shape[-4:] != y.shape:
         raise ValueError(
-            f"ssim needs x of shape …×B×C×H×W and y of shape B×C×H×W, got {tuple(x.shape)} and {tuple(y.shape)}"
+            "ssim needs x of shape …×B×C×H×W and y of shape B×C×H×W, "
+            f"got {tuple(x.shape)} and {tuple(y.shape)}"
         )
     leading = x.shape[:-4]
     batch, channels, height, width = y.shape

@@ -46,12 +46,16 @@ def add_tie_noise(identity: Tensor, seeds: Tensor | None = None) -> Tensor:
         return identity + TIE_NOISE * torch.randn_like(identity)
     seeds = seeds.reshape(-1)
     if seeds.numel() != identity.shape[0]:
-        raise ValueError(f"add_tie_noise needs one seed per sample: {seeds.numel()} seeds for batch {identity.shape[0]}")
+        raise ValueError(
+            f"add_tie_noise needs one seed per sample: {seeds.numel()} seeds for batch {identity.shape[0]}"
+        )
     noise = torch.empty_like(identity)
     generator = torch.Generator(device=identity.device)
     for sample, seed in enumerate(seeds.tolist()):
         generator.manual_seed(int(seed))
-        noise[sample] = torch.randn(identity.shape[1:], generator=generator, device=identity.device, dtype=identity.dtype)
+        noise[sample] = torch.randn(
+            identity.shape[1:], generator=generator, device=identity.device, dtype=identity.dtype
+        )
     return identity + TIE_NOISE * noise
 
 

@@ -112,9 +112,8 @@ def compute_losses_with_maps(
     if config.automask:
         identity = add_tie_noise(_by_sample(photometric_error(source_images, target, alpha)), noise_seed)
 
-    use_hints = config.use_hints and batch.depth_hint is not None
     hint_err = None
-    if use_hints:
+    if config.use_hints and batch.depth_hint is not None:
         if STEREO not in transforms:
             raise ValueError(
                 "depth hints need the stereo partner: pass transforms['s'] (batch.stereo_T), "
@@ -205,7 +204,9 @@ def _check_inputs(
                 f"image of frame {frame!r} has shape {tuple(batch.images[frame].shape)}, target {tuple(target.shape)}"
             )
         if transforms[frame].shape != (size, 4, 4):
-            raise ValueError(f"transform for frame {frame!r} has shape {tuple(transforms[frame].shape)}, expected ({size}, 4, 4)")
+            raise ValueError(
+                f"transform for frame {frame!r} has shape {tuple(transforms[frame].shape)}, expected ({size}, 4, 4)"
+            )
     if batch.K.dim() != 4 or batch.K.shape[0] != size or batch.K.shape[-2:] != (4, 4):
         raise ValueError(f"batch.K must be B×S×4×4 (one K per scale), got {tuple(batch.K.shape)}")
     for scale, disp in disps.items():

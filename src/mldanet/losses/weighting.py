@@ -59,8 +59,8 @@ class LossWeighting(nn.Module):
             if not (weight >= 0 and math.isfinite(weight)):
                 raise ValueError(f"loss weight {name}={weight} must be finite and ≥ 0")
         self.mode = mode
-        self.fixed = {name: float(w) for name, w in weights.items() if w > 0}
-        self.initial_log_vars = {name: -math.log(w) for name, w in self.fixed.items()}
+        self.base_weights = {name: float(w) for name, w in weights.items() if w > 0}
+        self.initial_log_vars = {name: -math.log(w) for name, w in self.base_weights.items()}
         self.log_vars = nn.ParameterDict()
         if mode == "uncertainty":
             for name, s0 in self.initial_log_vars.items():
@@ -73,21 +73,23 @@ class LossWeighting(nn.Module):
             raise ValueError(f"unknown loss terms {sorted(unknown)}; terms are {', '.join(TERMS)}")
         parts = []
         for name, value in losses.items():
-            if name not in self.fixed:
+            if name not in self.base_weights:
                 continue
             if self.mode == "fixed":
-                parts.append(self.fixed[name] * value)
+                parts.append(self.base_weights[name] * value)
             else:
                 s = self.log_vars[name]
                 parts.append(torch.exp(-s) * value + (s - self.initial_log_vars[name]))
         if not parts:
-            raise ValueError(f"no weighted loss term among {sorted(losses)} (active terms: {sorted(self.fixed)})")
+            raise ValueError(
+                f"no weighted loss term among {sorted(losses)} (active terms: {sorted(self.base_weights)})"
+            )
         return torch.stack(parts).sum()
 
     def weight_tensors(self) -> dict[str, Tensor]:
         """The current effective weights as detached scalar tensors (no device synchronisation)."""
         if self.mode == "fixed":
-            return {name: torch.tensor(w) for name, w in self.fixed.items()}
+            return {name: torch.tensor(w) for name, w in self.base_weights.items()}
         return {name: torch.exp(-s.detach()) for name, s in self.log_vars.items()}
 
     def weights(self) -> dict[str, float]:
