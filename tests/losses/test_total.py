@@ -171,7 +171,8 @@ def test_tie_noise_is_seeded_per_sample():
     _, maps = compute_losses_with_maps(disps, batch, transforms, config, weighting, noise_seed=torch.tensor([5, 6, 7]))
     assert 0.09 < maps.automask.mean().item() < 0.16
 
-    one = Batch(images={f: v[1:2] for f, v in batch.images.items()}, net_images={}, K=batch.K[1:2], inv_K=batch.inv_K[1:2])
+    one_images = {f: v[1:2] for f, v in batch.images.items()}
+    one = Batch(images=one_images, net_images=one_images, K=batch.K[1:2], inv_K=batch.inv_K[1:2])
     one_disps = {s: d[1:2] for s, d in disps.items()}
     one_transforms = {f: t[1:2] for f, t in transforms.items()}
     _, alone = compute_losses_with_maps(one_disps, one, one_transforms, config, weighting, noise_seed=torch.tensor([6]))
