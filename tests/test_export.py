@@ -12,21 +12,7 @@ import torch
 
 from mldanet import export
 from mldanet.cli import main
-from mldanet.config import Config
-from mldanet.models import build_depth_net
-from mldanet.training.checkpoint import save_checkpoint
-
-
-def write_checkpoint(path: Path, variant: str, height: int = 64, width: int = 96) -> tuple[Path, torch.nn.Module]:
-    """A scratch ResNet-18 depth net saved as an MS checkpoint, and the network itself (eval mode)."""
-    config = Config()
-    config.model.variant = variant
-    config.model.weights_init = "scratch"
-    config.data.height, config.data.width = height, width
-    torch.manual_seed(0)
-    net = build_depth_net("resnet18", variant, pretrained=False)
-    payload = {"config": config.to_dict(), "depth_net": net.state_dict(), "pose_net": None, "step": 0, "epoch": 0}
-    return save_checkpoint(payload, path), net.eval()
+from tests.checkpoints import write_checkpoint
 
 
 def run_onnx(path: Path, image: torch.Tensor) -> list[np.ndarray]:

@@ -10,38 +10,24 @@ import pytest
 import torch
 
 from mldanet.cli import main
-from mldanet.config import Config
+from tests.checkpoints import write_checkpoint
 from mldanet.geometry import disp_to_depth
-from mldanet.models import build_depth_net
 from mldanet.predict import predict_paths
-from mldanet.training.checkpoint import save_checkpoint
 from mldanet.visualize import colorize_depth
 
 HEIGHT, WIDTH = 64, 128
 
 
-def write_checkpoint(path: Path, variant: str) -> tuple[Path, torch.nn.Module]:
-    """A scratch ResNet-18 depth net saved with a stereo-trained (MS) config at 64×128, and the net."""
-    config = Config()
-    config.model.variant = variant
-    config.model.weights_init = "scratch"
-    config.data.height, config.data.width = HEIGHT, WIDTH
-    torch.manual_seed(0)
-    net = build_depth_net("resnet18", variant, pretrained=False)
-    payload = {"config": config.to_dict(), "depth_net": net.state_dict(), "pose_net": None, "step": 0, "epoch": 0}
-    return save_checkpoint(payload, path), net.eval()
-
-
 @pytest.fixture(scope="module")
 def mlda(tmp_path_factory) -> tuple[Path, torch.nn.Module]:
     """MLDA-Net proper, for the end-to-end run on real data."""
-    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "mlda.pt", "mlda")
+    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "mlda.pt", "mlda", HEIGHT, WIDTH)
 
 
 @pytest.fixture(scope="module")
 def small_checkpoint(tmp_path_factory) -> Path:
     """The monodepth2-style variant (4× fewer weights), where only the file handling is under test."""
-    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "baseline.pt", "baseline")[0]
+    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "baseline.pt", "baseline", HEIGHT, WIDTH)[0]
 
 
 def write_video(path: Path, frames: int = 5, size: tuple[int, int] = (72, 120)) -> Path:
