@@ -107,7 +107,7 @@ class LossResult:
 
     total:  scalar tensor to back-propagate.
     terms:  named scalars for logging, detached: ``"reprojection/0"``, ``"hints/0"``,
-            ``"smoothness/0"``, ... per scale, ``"scale_total/0"``, and for the learned weighting
+            ``"smoothness/0"``, ... and ``"total/0"`` per scale, and for the learned weighting
             ``"log_var/reprojection"`` etc.
     """
 

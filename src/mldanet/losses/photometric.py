@@ -1,11 +1,10 @@
 """Photometric error: pe(a, b) = α·(1 − SSIM(a, b))/2 + (1 − α)·|a − b|₁ (monodepth2's definition).
 
-SSIM uses 3×3 windows with reflection padding and C1 = 0.01², C2 = 0.03². The local means come
-from a single reflection pad and a single ``avg_pool2d`` over one channel-stacked tensor: the
-pools are a large share of a training step, and one pool over many channels is much cheaper than
-several small ones. When several predictions (warped sources) share one target, the target's
-means (y, y²) are pooled once instead of once per source: for S = 3 sources that is 11 pooled
-maps per colour channel instead of 15.
+SSIM uses 3×3 windows with reflection padding and C1 = 0.01², C2 = 0.03². All local means come
+from a single reflection pad and a single 3×3 box mean over one stacked tensor rather than five
+of each: the pools are a large share of a training step. When several predictions (warped
+sources) share one target, the target's means (y, y²) are pooled once instead of once per
+source: for S = 3 sources that is 11 pooled maps per colour channel, not 15.
 """
 
 from __future__ import annotations
@@ -16,6 +15,19 @@ from torch import Tensor
 
 C1 = 0.01**2
 C2 = 0.03**2
+
+
+def box_mean_3x3(padded: Tensor) -> Tensor:
+    """3×3 mean of every valid window: N×C×(H+2)×(W+2) → N×C×H×W.
+
+    ``avg_pool2d`` on GPUs; on CPUs a separable sum of shifted views, because PyTorch's CPU
+    ``avg_pool2d`` is several times slower (measured at 132×96×320 planes, one thread:
+    forward 47 → 10 ms, backward 61 → 30 ms).
+    """
+    if padded.device.type != "cpu":
+        return F.avg_pool2d(padded, kernel_size=3, stride=1)
+    rows = padded[..., :-2, :] + padded[..., 1:-1, :] + padded[..., 2:, :]
+    return (rows[..., :-2] + rows[..., 1:-1] + rows[..., 2:]) / 9
 
 
 def ssim(x: Tensor, y: Tensor) -> Tensor:
@@ -29,23 +41,21 @@ def ssim(x: Tensor, y: Tensor) -> Tensor:
             "ssim needs x of shape …×B×C×H×W and y of shape B×C×H×W, "
             f"got {tuple(x.shape)} and {tuple(y.shape)}"
         )
-    leading = x.shape[:-4]
-    batch, channels, height, width = y.shape
-    sources = x.reshape(-1, batch, channels, height, width).unbind(0)
-    count = len(sources)
-    parts = [p for s in sources for p in (s, s * s, s * y)] + [y, y * y]
-    means = F.avg_pool2d(F.pad(torch.cat(parts, dim=1), (1, 1, 1, 1), mode="reflect"), kernel_size=3, stride=1)
-    per_source = means[:, : 3 * count * channels].reshape(batch, count, 3, channels, height, width)
-    mu_x, mean_xx, mean_xy = per_source.unbind(2)
-    mu_y, mean_yy = means[:, 3 * count * channels :].unsqueeze(1).split(channels, dim=2)
+    height, width = y.shape[-2:]
+    # Every statistic map is an independent plane for the box mean, so all of them (x, x², xy for
+    # every prediction, y and y² once) go through one pad and one pool as a stack of planes.
+    planes = [x, x * x, x * y, y, y * y]
+    stacked = torch.cat([p.reshape(-1, height, width) for p in planes]).unsqueeze(1)
+    means = box_mean_3x3(F.pad(stacked, (1, 1, 1, 1), mode="reflect"))
+    sizes = [p.numel() // (height * width) for p in planes]
+    mu_x, mean_xx, mean_xy, mu_y, mean_yy = (m.reshape(p.shape) for m, p in zip(means.split(sizes), planes))
 
     mu_xy = mu_x * mu_y
     mu_xx = mu_x * mu_x
     mu_yy = mu_y * mu_y
     numerator = (2 * mu_xy + C1) * (2 * (mean_xy - mu_xy) + C2)
     denominator = (mu_xx + mu_yy + C1) * ((mean_xx - mu_xx) + (mean_yy - mu_yy) + C2)
-    dissimilarity = torch.clamp((1 - numerator / denominator) / 2, 0, 1)
-    return dissimilarity.movedim(1, 0).reshape(*leading, batch, channels, height, width)
+    return torch.clamp((1 - numerator / denominator) / 2, 0, 1)
 
 
 def photometric_error(pred: Tensor, target: Tensor, alpha: float = 0.85) -> Tensor:
