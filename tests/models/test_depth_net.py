@@ -152,3 +152,14 @@ def test_channels_last_gives_the_same_result() -> None:
         out = net(image.contiguous(memory_format=torch.channels_last))
     for s in expected:
         torch.testing.assert_close(out[s], expected[s], atol=1e-4, rtol=1e-4)
+
+
+def test_depth_net_from_config_follows_the_model_section():
+    from mldanet.config import ModelConfig
+    from mldanet.models import depth_net_from_config
+
+    net = depth_net_from_config(ModelConfig(variant="baseline", scales=(0, 1)))
+    assert (net.backbone, net.variant, tuple(net.scales)) == ("resnet18", "baseline", (0, 1))
+    with_ca = depth_net_from_config(ModelConfig())
+    without_ca = depth_net_from_config(ModelConfig(decoder_attention=False))
+    assert sum(p.numel() for p in without_ca.parameters()) < sum(p.numel() for p in with_ca.parameters())

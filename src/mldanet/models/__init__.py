@@ -8,7 +8,7 @@ from pathlib import Path
 from mldanet.models.depth_net import DepthNet
 from mldanet.models.pose_net import PoseNet
 
-__all__ = ["DepthNet", "PoseNet", "build_depth_net", "build_pose_net"]
+__all__ = ["DepthNet", "PoseNet", "build_depth_net", "build_pose_net", "depth_net_from_config"]
 
 
 def build_depth_net(
@@ -33,3 +33,16 @@ def build_depth_net(
 def build_pose_net(pretrained: bool = False, weights_path: str | Path | None = None) -> PoseNet:
     """The pose network; ``forward(first, second)`` → (axis-angle B×3, translation B×3)."""
     return PoseNet(pretrained, weights_path)
+
+
+def depth_net_from_config(model, pretrained: bool = False, weights_path: str | Path | None = None) -> DepthNet:
+    """The depth network a ``ModelConfig`` describes (the trainer and checkpoint loading share this)."""
+    return build_depth_net(
+        backbone=model.backbone,
+        variant=model.variant,
+        pretrained=pretrained,
+        scales=tuple(model.scales),
+        decoder_attention=model.decoder_attention,
+        attention_scale=model.attention_scale,
+        weights_path=weights_path,
+    )

@@ -92,21 +92,14 @@ def load_state_dict_checked(
 
 def load_depth_net(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, Config]:
     """Rebuild the depth network a checkpoint was trained with and load its weights (eval mode)."""
-    from mldanet.models import build_depth_net
+    from mldanet.models import depth_net_from_config
 
     payload = load_checkpoint(path)
     config = checkpoint_config(payload)
     # Built on the meta device: the checkpoint's tensors are assigned, so no time goes into a
     # random initialisation that would be overwritten.
     with torch.device("meta"):
-        net = build_depth_net(
-            backbone=config.model.backbone,
-            variant=config.model.variant,
-            pretrained=False,
-            scales=tuple(config.model.scales),
-            decoder_attention=config.model.decoder_attention,
-            attention_scale=config.model.attention_scale,
-        )
+        net = depth_net_from_config(config.model)
     try:
         load_state_dict_checked(net, payload["depth_net"], path, "depth", assign=True)
     except ValueError as error:

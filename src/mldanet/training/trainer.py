@@ -25,7 +25,7 @@ from mldanet.config import Config, save_config
 from mldanet.device import resolve_device
 from mldanet.geometry import pose_to_matrix
 from mldanet.losses import build_loss_weighting, compute_losses
-from mldanet.models import build_depth_net, build_pose_net
+from mldanet.models import build_pose_net, depth_net_from_config
 from mldanet.training.checkpoint import load_checkpoint, load_state_dict_checked, save_checkpoint
 from mldanet.training.sampler import EpochBatchSampler
 from mldanet.training.schedule import lr_factor
@@ -102,15 +102,7 @@ class Trainer:
 
         pretrained = config.model.weights_init == "pretrained"
         weights_path = None if config.model.weights_init in ("pretrained", "scratch") else config.model.weights_init
-        self.depth_net = build_depth_net(
-            backbone=config.model.backbone,
-            variant=config.model.variant,
-            pretrained=pretrained,
-            scales=tuple(config.model.scales),
-            decoder_attention=config.model.decoder_attention,
-            attention_scale=config.model.attention_scale,
-            weights_path=weights_path,
-        ).to(self.device)
+        self.depth_net = depth_net_from_config(config.model, pretrained, weights_path).to(self.device)
         self.pose_net = (
             build_pose_net(pretrained=pretrained, weights_path=weights_path).to(self.device) if self.temporal else None
         )
