@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mldanet.losses.photometric import C1, C2, box_mean_3x3, photometric_error, ssim
+from mldanet.losses.photometric import C1, C2, photometric_error, ssim
 
 
 def reference_ssim(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -77,8 +77,3 @@ def test_mismatched_shapes_are_rejected_with_both_shapes():
     with pytest.raises(ValueError, match="B×C×H×W"):
         ssim(torch.zeros(3, 5, 6), torch.zeros(3, 5, 6))
 
-
-def test_box_mean_equals_average_pooling():
-    padded = images(2, 3, 7, 9, seed=10)
-    expected = torch.nn.functional.avg_pool2d(padded, kernel_size=3, stride=1)
-    assert torch.allclose(box_mean_3x3(padded), expected, atol=1e-12)

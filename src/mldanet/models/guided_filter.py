@@ -22,14 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mldanet.filters import box_mean_clipped
+
 # box(w) is a mean of squared sigmoids: strictly positive in exact arithmetic, but it may
 # underflow; below this floor the fit degenerates gracefully to a ≈ 0, b ≈ μy.
 MIN_WEIGHT_MEAN = 1e-6
-
-
-def box_mean(x: Tensor, radius: int) -> Tensor:
-    """Mean over the (2r+1)² window around each pixel, clipped at the borders. B×C×h×w → same."""
-    return F.avg_pool2d(x, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
 
 
 def fast_guided_filter(
@@ -63,7 +60,7 @@ def fast_guided_filter(
     x, y, w = guide_lr.to(dtype), target_lr.to(dtype), weight_lr.to(dtype)
     wx, wy = w * x, w * y
     # One pooling call for all five window means.
-    means = box_mean(torch.cat((w, wx, wy, wx * x, wx * y), dim=1), radius)
+    means = box_mean_clipped(torch.cat((w, wx, wy, wx * x, wx * y), dim=1), radius)
     weight_mean = means[:, :1].clamp_min(MIN_WEIGHT_MEAN)
     mean_wx, mean_wy, mean_wxx, mean_wxy = means[:, 1:].split(channels, dim=1)
     mu_x = mean_wx / weight_mean
@@ -72,7 +69,7 @@ def fast_guided_filter(
     cov_xy = mean_wxy / weight_mean - mu_x * mu_y
     a = cov_xy / (var_x + eps / weight_mean)
     b = mu_y - a * mu_x
-    coefficients = box_mean(torch.cat((a, b), dim=1), radius)
+    coefficients = box_mean_clipped(torch.cat((a, b), dim=1), radius)
     coefficients = F.interpolate(coefficients, size=guide_hr.shape[-2:], mode="bilinear", align_corners=False)
     big_a, big_b = coefficients.split(channels, dim=1)
     return torch.addcmul(big_b, big_a, guide_hr.to(dtype)).to(guide_hr.dtype)
