@@ -28,6 +28,21 @@ class UserError(Exception):
     """An error caused by the user's input: printed as one line, exit code 2, no traceback."""
 
 
+def one_line(error: BaseException) -> str:
+    """The message of ``error`` on one line.
+
+    A DataLoader worker's failure reaches the main process as "Caught ValueError in DataLoader
+    worker process 0. Original Traceback (...)" with the worker's traceback; its last line holds
+    the original message.
+    """
+    text = str(error).strip()
+    if "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        name, sep, message = last.partition(": ")
+        text = message if sep and all(part.isidentifier() for part in name.split(".")) else last
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mldanet", description="MLDA-Net self-supervised monocular depth")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -56,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except (UserError, FileNotFoundError, ValueError) as error:
-        print(f"mldanet {command}: error: {error}", file=sys.stderr)
+        print(f"mldanet {command}: error: {one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"mldanet {command}: interrupted", file=sys.stderr)

@@ -221,10 +221,22 @@ def test_corrupt_files_at_load_time_name_the_path(kitti_sample, tmp_path):
         data[0]
 
 
-def test_frames_of_another_size_are_resized(kitti_sample, tmp_path):
+def test_a_frame_of_another_size_is_refused_naming_both_files(kitti_sample, tmp_path):
     root = make_kitti_drive(kitti_sample, tmp_path / "kitti")
     neighbour = root / FOLDER / "image_02/data/0000000000.jpg"
     cv2.imwrite(str(neighbour), cv2.resize(cv2.imread(str(neighbour)), (1224, 370)))
-    sample = dataset(root, [f"{FOLDER} 1 l"], frame_ids=(0, -1), hints_dir=None, train=False)[0]
-    assert sample.images[-1].shape == (3, H, W)
-    torch.testing.assert_close(sample.images[-1], reference_image(neighbour), atol=0, rtol=0)
+    data = dataset(root, [f"{FOLDER} 1 l"], frame_ids=(0, -1), hints_dir=None, train=False)
+    target = root / FOLDER / "image_02/data/0000000001.jpg"
+    with pytest.raises(ValueError, match=f"{neighbour} is 1224×370 but the target frame {target} is 1241×376"):
+        data[0]
+
+
+def test_absent_drive_names_the_drive_and_the_split_line(kitti, tmp_path):
+    split = tmp_path / "train_files.txt"
+    lines = [f"{FOLDER} 1 l", "2011_10_03/2011_10_03_drive_0042_sync 1 l"]
+    with pytest.raises(FileNotFoundError) as error:
+        dataset(kitti, lines, frame_ids=(0,), hints_dir=None, source=split)
+    assert str(error.value).startswith(f"drive folder {kitti / '2011_10_03/2011_10_03_drive_0042_sync'} not found")
+    assert f"line 2 of {split}" in str(error.value)
+    with pytest.raises(ValueError, match=f"{split}:1: side 'x'"):
+        dataset(kitti, [f"{FOLDER} 1 x"], frame_ids=(0,), hints_dir=None, source=split)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import cv2
@@ -49,7 +50,19 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
     mono = folder / "m.pt"
     torch.save(payload, mono)
     foreign = write_checkpoint(folder / "r50_config.pt", config_backbone="resnet50")
-    return {"MS": good, "M": mono, "truncated": truncated, "foreign": foreign}
+    malicious = folder / "malicious.pt"
+    torch.save({**payload, "hook": RunsACommand(folder / "pwned")}, malicious)
+    return {"MS": good, "M": mono, "truncated": truncated, "foreign": foreign, "malicious": malicious}
+
+
+class RunsACommand:
+    """Unpickling this would run a shell command (creating ``marker``): weights-only loading must refuse it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
 
 
 @pytest.fixture
@@ -112,8 +125,20 @@ def test_count_mismatch_is_refused_with_both_counts(tmp_path, capsys):
     assert code == 2
     error = capsys.readouterr().err.strip()
     assert error == (
-        "mldanet evaluate: error: 2 predicted disparities but 3 ground-truth depth maps: "
+        f"mldanet evaluate: error: {disp_path} holds 2 disparities but {gt_path} holds 3 ground-truth depth maps: "
         "they must be the same frames in the same order"
+    )
+
+
+def test_gt_of_another_split_is_refused_naming_both_files(checkpoints, kitti_sample, split_file, tmp_path, capsys):
+    gt_path = tmp_path / "gt_depths.npz"
+    np.savez_compressed(gt_path, data=np.ones((2, 8, 8), np.float32))
+    code = main(["evaluate", "--checkpoint", str(checkpoints["MS"]), "--data-path", str(kitti_sample),
+                 "--split-file", str(split_file), "--gt", str(gt_path)])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"mldanet evaluate: error: {gt_path} holds 2 ground-truth depth maps but {split_file} lists 1 test frames: "
+        "export the ground truth from the same split (mldanet export-gt)"
     )
 
 
@@ -171,6 +196,7 @@ def test_evaluate_checkpoint_api_with_given_ground_truth(checkpoints, kitti_samp
 @pytest.mark.parametrize("kind, message", [
     ("truncated", "is corrupt or truncated"),
     ("foreign", "the depth weights do not fit this network"),
+    ("malicious", "was refused by weights-only loading"),
 ])
 def test_bad_checkpoints_give_one_line_errors(checkpoints, kitti_sample, split_file, tmp_path, capsys, command, kind, message):
     checkpoint = str(checkpoints[kind])
@@ -185,3 +211,4 @@ def test_bad_checkpoints_give_one_line_errors(checkpoints, kitti_sample, split_f
     lines = [line for line in err.splitlines() if line.startswith(f"mldanet {command}: error:")]
     assert len(lines) == 1 and lines[0] == err.strip().splitlines()[-1]
     assert f"checkpoint {checkpoint}" in lines[0] and message in lines[0]
+    assert not (checkpoints["malicious"].parent / "pwned").exists()

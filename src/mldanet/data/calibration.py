@@ -19,23 +19,37 @@ def read_calib_file(path: str | Path) -> dict[str, np.ndarray]:
     """Parse ``key: v1 v2 ...`` lines into float64 vectors.
 
     Values that are not numbers (``calib_time: 09-Jan-2012 14:00:15``) are left out: no caller
-    needs them, and KITTI writes them in a free date format.
+    needs them, and KITTI writes them in a free date format. A line mixing numbers and text is
+    a damaged numeric entry, and an error naming the file and line.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"calibration file not found: {path}")
     values: dict[str, np.ndarray] = {}
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not a text file ({error.reason} at byte {error.start})") from None
+    for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         key, sep, rest = line.partition(":")
         if not sep or not key.strip():
             raise ValueError(f"{path}:{lineno}: expected 'key: values', got {line.strip()!r}")
-        try:
-            values[key.strip()] = np.array([float(v) for v in rest.split()], dtype=np.float64)
-        except ValueError:
+        numbers = [_number(token) for token in rest.split()]
+        if numbers and all(n is None for n in numbers):
             continue
+        if any(n is None for n in numbers):
+            raise ValueError(f"{path}:{lineno}: '{key.strip()}' mixes numbers and text: {rest.strip()!r}")
+        values[key.strip()] = np.array(numbers, dtype=np.float64)
     return values
+
+
+def _number(token: str) -> float | None:
+    try:
+        return float(token)
+    except ValueError:
+        return None
 
 
 def calibration_entry(values: dict[str, np.ndarray], key: str, shape: tuple[int, ...], path: Path) -> np.ndarray:

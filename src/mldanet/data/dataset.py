@@ -80,6 +80,10 @@ class KittiRawDataset(Dataset):
     load_gt:      depth_gt from the Velodyne scan, nearest-resized to 375×1242 (monodepth2's
                   validation size).
     skip_missing: drop lines whose files are missing (listed in ``skipped``) instead of failing.
+    source:       where ``lines`` come from (the split file), named by the errors about a line.
+
+    The frames of one sample must share one size (KITTI's do; a frame of another size is damaged
+    or from another camera): ``__getitem__`` refuses the sample, naming both files.
     """
 
     def __init__(
@@ -96,6 +100,7 @@ class KittiRawDataset(Dataset):
         load_gt: bool = False,
         skip_missing: bool = False,
         seed: int = 0,
+        source: str | Path = "<lines>",
     ):
         if 0 not in frame_ids:
             raise ValueError(f"frame_ids {tuple(frame_ids)} must include 0 (the target frame)")
@@ -124,8 +129,9 @@ class KittiRawDataset(Dataset):
         self.skipped: list[str] = []
         first_missing: tuple[Path, int, str] | None = None
         for lineno, line in enumerate(lines, start=1):
-            item = parse_split_line(line, "<lines>", lineno)
-            absent = next((p for p in self.required_files(*item) if not exists(p)), None)
+            item = parse_split_line(line, source, lineno)
+            drive = self.root / item[0]
+            absent = drive if not exists(drive) else next((p for p in self.required_files(*item) if not exists(p)), None)
             if absent is None:
                 self.lines.append(line.strip())
                 self.items.append(item)
@@ -135,9 +141,10 @@ class KittiRawDataset(Dataset):
         if first_missing is not None:
             path, lineno, line = first_missing
             if not skip_missing:
+                what = "drive folder " if path.parent.parent == self.root else ""
                 raise FileNotFoundError(
-                    f"{path} not found (needed by line {lineno} '{line}'; {len(self.skipped)} of {len(lines)} "
-                    "lines have missing files; skip_missing=True drops them)"
+                    f"{what}{path} not found (needed by line {lineno} of {source}: '{line}'; {len(self.skipped)} "
+                    f"of {len(lines)} lines have missing files; skip_missing=True drops them)"
                 )
             logger.warning(
                 "KittiRawDataset: skipped %d of %d lines with missing files (first: %s, line %d)",
@@ -182,11 +189,18 @@ class KittiRawDataset(Dataset):
         augmentation = self.augmentation(index)
         flip = augmentation.flip
 
+        paths = {frame_id: self.frame_path(folder, frame_index, side, frame_id) for frame_id in self.frame_ids}
+        originals = {frame_id: load_image(path) for frame_id, path in paths.items()}
+        target_size = originals[0].shape[:2]
+        for frame_id, original in originals.items():
+            if original.shape[:2] != target_size:
+                raise ValueError(
+                    f"{paths[frame_id]} is {original.shape[1]}×{original.shape[0]} but the target frame {paths[0]} is "
+                    f"{target_size[1]}×{target_size[0]}: the frames of a sample must have one size"
+                )
         images = {}
-        for frame_id in self.frame_ids:
-            image = resize_image(
-                load_image(self.frame_path(folder, frame_index, side, frame_id)), self.height, self.width
-            )
+        for frame_id, original in originals.items():
+            image = resize_image(original, self.height, self.width)
             if flip:
                 image = image[:, ::-1]
             images[frame_id] = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)

@@ -68,7 +68,8 @@ def parse_split_line(line: str, path: str | Path = "<lines>", lineno: int = 0) -
     folder, frame, side = parts
     if folder.count("/") != 1 or not all(folder.split("/")):
         raise ValueError(f"{where}: folder {folder!r} is not '<date>/<drive folder>'")
-    if not frame.isdigit():
+    # isdigit() alone accepts other scripts' digits ("²", "٣") that int() refuses.
+    if not (frame.isascii() and frame.isdigit()):
         raise ValueError(f"{where}: frame index {frame!r} is not a non-negative integer")
     if side not in ("l", "r"):
         raise ValueError(f"{where}: side {side!r} is not 'l' or 'r'")
@@ -81,7 +82,11 @@ def read_lines_file(path: str | Path) -> list[str]:
     if not path.is_file():
         raise FileNotFoundError(f"split file not found: {path}")
     lines = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not a text file ({error.reason} at byte {error.start})") from None
+    for lineno, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             parse_split_line(line, path, lineno)
             lines.append(line.strip())
@@ -90,14 +95,19 @@ def read_lines_file(path: str | Path) -> list[str]:
     return lines
 
 
-def read_split_lines(name_or_file: str | Path, which: str = "train", splits_dir: str | Path | None = None) -> list[str]:
-    """Lines of split ``name_or_file``'s ``which`` list, or of the file itself when it is a path to one."""
+def resolve_split_path(name_or_file: str | Path, which: str = "train", splits_dir: str | Path | None = None) -> Path:
+    """The file of split ``name_or_file``'s ``which`` list, or ``name_or_file`` itself when it is a file."""
     candidate = Path(name_or_file)
     if candidate.is_file():
-        return read_lines_file(candidate)
+        return candidate
     if candidate.suffix == ".txt" or len(candidate.parts) > 1:
         raise FileNotFoundError(f"split file not found: {candidate}")
-    return read_lines_file(split_file(str(name_or_file), which, splits_dir))
+    return split_file(str(name_or_file), which, splits_dir)
+
+
+def read_split_lines(name_or_file: str | Path, which: str = "train", splits_dir: str | Path | None = None) -> list[str]:
+    """Lines of split ``name_or_file``'s ``which`` list, or of the file itself when it is a path to one."""
+    return read_lines_file(resolve_split_path(name_or_file, which, splits_dir))
 
 
 def list_splits(splits_dir: str | Path | None = None) -> dict[str, dict[str, int]]:

@@ -61,12 +61,14 @@ def evaluate_checkpoint(
     eigen_crop: bool = True,
     benchmark_dir: str | Path | None = None,
     progress: bool = True,
+    source: str | Path = "<lines>",
 ) -> EvalResult:
     """Run a checkpoint on the frames of ``lines`` and score it against ``gt_depths`` (one per line).
 
     Without ``gt_depths`` the ground truth is projected from the Velodyne scans (or read from
     ``benchmark_dir``). ``scaling`` defaults to the checkpoint's training mode; ``img_ext`` to its
-    config's. The images are resized to the checkpoint's training resolution.
+    config's. The images are resized to the checkpoint's training resolution. ``source`` (the split
+    file) is named by errors about a line.
     """
     from mldanet.data.dataset import KittiRawDataset
     from mldanet.evaluation.inference import predict_disparities
@@ -84,7 +86,7 @@ def evaluate_checkpoint(
     scaling = scaling or scaling_for_mode(config.train.mode)
     dataset = KittiRawDataset(
         data_path, list(lines), config.data.height, config.data.width, frame_ids=(0,), train=False,
-        img_ext=img_ext or config.data.img_ext,
+        img_ext=img_ext or config.data.img_ext, source=source,
     )
     if gt_depths is None:
         gt_depths = velodyne_ground_truth(data_path, lines, benchmark_dir, progress)
@@ -147,10 +149,15 @@ def run(args: argparse.Namespace) -> int:
         if missing:
             raise ValueError(f"--pred-disps needs {' and '.join(missing)}")
         pred_disps = load_pred_disps(args.pred_disps)
+        if len(pred_disps) != len(gt_depths):
+            raise ValueError(
+                f"{args.pred_disps} holds {len(pred_disps)} disparities but {args.gt} holds {len(gt_depths)} "
+                "ground-truth depth maps: they must be the same frames in the same order"
+            )
         result = evaluate_disparities(pred_disps, gt_depths, scaling=args.scaling, eigen_crop=eigen_crop)
         source = {"pred_disps": str(args.pred_disps)}
     else:
-        from mldanet.data.splits import read_split_lines
+        from mldanet.data.splits import read_lines_file, resolve_split_path
 
         if not args.data_path:
             raise ValueError("--checkpoint needs --data-path (the KITTI raw root)")
@@ -158,11 +165,17 @@ def run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"data path not found: {args.data_path}")
         if args.split == BENCHMARK_SPLIT and not args.split_file and not (args.gt or args.benchmark_dir):
             raise ValueError(f"split {BENCHMARK_SPLIT} is scored on the annotated depth maps: give --gt or --benchmark-dir")
-        lines = read_split_lines(args.split_file or args.split, "test", args.splits_dir)
+        split_path = resolve_split_path(args.split_file or args.split, "test", args.splits_dir)
+        lines = read_lines_file(split_path)
+        if gt_depths is not None and len(gt_depths) != len(lines):
+            raise ValueError(
+                f"{args.gt} holds {len(gt_depths)} ground-truth depth maps but {split_path} lists {len(lines)} "
+                "test frames: export the ground truth from the same split (mldanet export-gt)"
+            )
         result = evaluate_checkpoint(
             args.checkpoint, args.data_path, lines, gt_depths, scaling=args.scaling, post_process=args.post_process,
             batch_size=args.batch_size, device=args.device, img_ext=args.img_ext, num_workers=args.num_workers,
-            eigen_crop=eigen_crop, benchmark_dir=args.benchmark_dir,
+            eigen_crop=eigen_crop, benchmark_dir=args.benchmark_dir, source=split_path,
         )
         source = {"checkpoint": str(args.checkpoint), "split": str(args.split_file or args.split), "post_process": args.post_process}
 

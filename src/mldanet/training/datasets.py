@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mldanet.config import Config
 from mldanet.data.dataset import KittiRawDataset
-from mldanet.data.splits import read_split_lines
+from mldanet.data.splits import read_lines_file, resolve_split_path
 
 
 def build_datasets(config: Config, split_file: str | None = None) -> tuple[KittiRawDataset, KittiRawDataset | None]:
@@ -17,7 +17,8 @@ def build_datasets(config: Config, split_file: str | None = None) -> tuple[Kitti
     if not Path(data.data_path).is_dir():
         raise FileNotFoundError(f"data path not found: {data.data_path}")
     splits_dir = data.splits_dir or None
-    train_lines = read_split_lines(split_file or data.split, "train", splits_dir)
+    train_path = resolve_split_path(split_file or data.split, "train", splits_dir)
+    train_lines = read_lines_file(train_path)
     hints_dir = data.hints_dir if config.loss.use_hints and "s" in config.train.frame_ids and data.hints_dir else None
     if config.loss.use_hints and "s" in config.train.frame_ids and not data.hints_dir:
         raise ValueError(
@@ -34,13 +35,13 @@ def build_datasets(config: Config, split_file: str | None = None) -> tuple[Kitti
         skip_missing=data.skip_missing,
         seed=config.train.seed,
     )
-    train_set = KittiRawDataset(lines=train_lines, train=True, **common)
+    train_set = KittiRawDataset(lines=train_lines, train=True, source=train_path, **common)
     val_set = None
     if config.train.validate and split_file is None:
         try:
-            val_lines = read_split_lines(data.split, "val", splits_dir)
+            val_path = resolve_split_path(data.split, "val", splits_dir)
         except FileNotFoundError:
-            val_lines = []
-        if val_lines:
-            val_set = KittiRawDataset(lines=val_lines, train=False, load_gt=True, **common)
+            val_path = None
+        if val_path is not None:
+            val_set = KittiRawDataset(lines=read_lines_file(val_path), train=False, load_gt=True, source=val_path, **common)
     return train_set, val_set
