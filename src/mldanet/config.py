@@ -58,7 +58,7 @@ class LossConfig:
 @dataclass
 class OptimConfig:
     lr: float = 1e-4
-    batch_size: int = 12
+    batch_size: int = 12  # per process: under torchrun the effective batch is batch_size × WORLD_SIZE
     epochs: int = 20
     schedule: str = "step"  # step | cosine
     step_epochs: int = 15  # step schedule: multiply lr by gamma every step_epochs epochs
@@ -82,6 +82,8 @@ class TrainConfig:
     channels_last: bool = False
     validate: bool = True
     max_val_batches: int = 0  # 0: the whole validation split
+    sync_bn: bool = False  # under torchrun: batch-norm statistics over the samples of every rank
+    max_bad_steps: int = 5  # stop (after a checkpoint) at this many consecutive non-finite losses
 
     @property
     def frame_ids(self) -> tuple[FrameId, ...]:
@@ -127,6 +129,8 @@ class Config:
                 raise ValueError(f"{key}={size} must be a positive multiple of 32")
         if self.optim.batch_size < 1:
             raise ValueError(f"optim.batch_size={self.optim.batch_size} must be at least 1")
+        if self.train.max_bad_steps < 1:
+            raise ValueError(f"train.max_bad_steps={self.train.max_bad_steps} must be at least 1")
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:

@@ -1,8 +1,15 @@
-"""``mldanet train``: a preset or YAML config, ``--set key=value`` overrides, then the common flags."""
+"""``mldanet train``: a preset or YAML config, ``--set key=value`` overrides, then the common flags.
+
+The same command runs under ``torchrun`` (one process per GPU, see
+:mod:`mldanet.training.distributed`). ``--resume auto`` continues from ``<out>/checkpoints/last.pt``
+when it exists and starts afresh otherwise; workers that ``torchrun --max-restarts`` restarts
+after a failure do that without being asked.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from mldanet.config import Config, apply_overrides, config_from_dict, load_config_file, load_preset
@@ -28,6 +35,7 @@ FLAG_KEYS = {
     "checkpoint_every": "train.checkpoint_every",
     "log_every": "train.log_every",
     "amp": "train.amp",
+    "sync_bn": "train.sync_bn",
     "weights_init": "model.weights_init",
     "backbone": "model.backbone",
     "loss_weighting": "loss.weighting",
@@ -40,7 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--config", help="a YAML config file (sections model/data/loss/optim/train)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config key, e.g. --set optim.lr=5e-5 (repeatable)")
-    parser.add_argument("--resume", metavar="DIR", help="continue the run in DIR exactly where it stopped")
+    parser.add_argument("--resume", metavar="DIR|auto",
+                        help="continue the run in DIR (or a checkpoint file) exactly where it stopped; "
+                             "'auto': continue OUT/checkpoints/last.pt if it exists, else start afresh "
+                             "(the default in workers restarted by torchrun --max-restarts)")
     parser.add_argument("--split-file", help="train on the lines of this file instead of the split's train list")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     parser.add_argument("--data-path", help="KITTI raw root")
@@ -55,6 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=("M", "S", "MS"))
     parser.add_argument("--loss-weighting", choices=("fixed", "uncertainty"))
     parser.add_argument("--amp", choices=("none", "bf16", "fp16"))
+    parser.add_argument("--sync-bn", action="store_true", default=None,
+                        help="under torchrun: batch-norm statistics over the samples of all processes")
     for flag in ("height", "width", "batch_size", "num_workers", "seed", "epochs", "max_steps", "checkpoint_every", "log_every"):
         parser.add_argument(f"--{flag.replace('_', '-')}", type=int)
     parser.add_argument("--lr", type=float)
@@ -81,23 +94,56 @@ def resolve_config(args: argparse.Namespace, base: Config | None = None) -> Conf
     return config
 
 
+def resume_checkpoint(args: argparse.Namespace) -> Path | None:
+    """The checkpoint to continue from.
+
+    ``--resume DIR|FILE`` names it. With ``--resume auto``, and in workers that torchrun restarted,
+    the run folder's ``last.pt`` comes first when it exists: a restart continues the restarted
+    run, not the checkpoint it was started from.
+    """
+    from mldanet.training.checkpoint import checkpoint_config, load_checkpoint
+    from mldanet.training.distributed import restarted_by_torchrun
+
+    named = None
+    if args.resume and args.resume != "auto":
+        path = Path(args.resume)
+        named = path / "checkpoints" / "last.pt" if path.is_dir() else path
+    if args.resume == "auto" or restarted_by_torchrun():
+        base = checkpoint_config(load_checkpoint(named)) if named is not None else None
+        last = Path(resolve_config(args, base).train.out) / "checkpoints" / "last.pt"
+        if last.is_file():
+            return last
+    return named
+
+
 def run(args: argparse.Namespace) -> int:
+    from mldanet.training import distributed
     from mldanet.training.checkpoint import checkpoint_config, load_checkpoint
     from mldanet.training.datasets import build_datasets
-    from mldanet.training.trainer import Trainer
+    from mldanet.training.trainer import NonFiniteLossError, Trainer
 
-    base = None
-    resume = None
-    if args.resume:
-        resume = Path(args.resume)
-        ckpt = resume / "checkpoints" / "last.pt" if resume.is_dir() else resume
-        base = checkpoint_config(load_checkpoint(ckpt))
-        resume = ckpt
+    resume = resume_checkpoint(args)
+    base = checkpoint_config(load_checkpoint(resume)) if resume is not None else None
     config = resolve_config(args, base)
     train_set, val_set = build_datasets(config, split_file=args.split_file)
-    print(f"training {config.model.variant} {config.model.backbone} {config.data.width}x{config.data.height} "
-          f"mode {config.train.mode}, {len(train_set)} training samples -> {config.train.out}")
-    trainer = Trainer(config, train_set, val_set, resume=resume, progress=not args.no_progress)
-    state = trainer.train()
-    print(f"done: {state.step} steps; checkpoint {Path(config.train.out) / 'checkpoints' / 'last.pt'}")
+    main = distributed.context_from_environment().is_main
+    try:
+        trainer = Trainer(config, train_set, val_set, resume=resume, progress=not args.no_progress)
+        if main:
+            world = trainer.dist.world_size
+            print(f"training {config.model.variant} {config.model.backbone} {config.data.width}x{config.data.height} "
+                  f"mode {config.train.mode}, {len(train_set)} training samples, batch {config.optim.batch_size}"
+                  + (f" × {world} processes" if world > 1 else "")
+                  + (f", resumed at step {trainer.state.step} from {resume}" if resume is not None else "")
+                  + f" -> {config.train.out}")
+        state = trainer.train()
+    except NonFiniteLossError as error:
+        if main:
+            print(f"mldanet train: stopped: {error}", file=sys.stderr)
+        return 1
+    finally:
+        distributed.cleanup()
+    if main:
+        print(f"done: {state.step} steps ({state.skipped_steps} skipped for a non-finite loss); "
+              f"checkpoint {Path(config.train.out) / 'checkpoints' / 'last.pt'}")
     return 0

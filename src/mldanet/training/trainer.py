@@ -4,6 +4,12 @@ Exactness: batch order comes from :class:`EpochBatchSampler` (a function of seed
 augmentation from the dataset's per-sample generator (seed, epoch, index), automasking noise
 from per-sample seeds, and the learning rate is a pure function of the step. A resumed run
 therefore replays exactly the batches, augmentations and updates of an uninterrupted one.
+
+Under torchrun (see :mod:`mldanet.training.distributed`) every rank trains on its share of each
+global batch with DDP-wrapped networks; since a sample's data and noise depend only on its
+index, the union of the ranks' batches is the single-process batch of ``batch_size × world
+size`` samples. Rank 0 alone logs, validates and writes checkpoints (of the unwrapped networks,
+so they load in a single process).
 """
 
 from __future__ import annotations
@@ -26,12 +32,18 @@ from mldanet.device import resolve_device
 from mldanet.geometry import pose_to_matrix
 from mldanet.losses import build_loss_weighting, compute_losses
 from mldanet.models import build_pose_net, depth_net_from_config
-from mldanet.training.checkpoint import load_checkpoint, load_state_dict_checked, save_checkpoint
+from mldanet.training import distributed
+from mldanet.training.checkpoint import checkpoint_config, load_checkpoint, load_state_dict_checked, save_checkpoint
 from mldanet.training.sampler import EpochBatchSampler
 from mldanet.training.schedule import lr_factor
 from mldanet.types import STEREO, Batch, LossResult, collate_samples
 
-MAX_CONSECUTIVE_BAD_STEPS = 5
+# Model fields a resumed run must share with its checkpoint (the others do not change the weights).
+ARCHITECTURE_KEYS = ("backbone", "variant", "decoder_attention", "scales")
+
+
+class NonFiniteLossError(RuntimeError):
+    """``train.max_bad_steps`` consecutive non-finite losses; a checkpoint was written first."""
 
 
 @dataclass
@@ -91,8 +103,8 @@ class Trainer:
         config.validate()
         self.config = config
         self.out = Path(config.train.out)
-        self.device = resolve_device(config.train.device)
-        self.progress = progress
+        self.dist, self.device = distributed.setup(resolve_device(config.train.device))
+        self.progress = progress and self.dist.is_main
         self.on_log = on_log
         seed_everything(config.train.seed)
 
@@ -110,6 +122,10 @@ class Trainer:
             self.depth_net.to(memory_format=torch.channels_last)
             if self.pose_net is not None:
                 self.pose_net.to(memory_format=torch.channels_last)
+        if config.train.sync_bn and self.dist.enabled:
+            self.depth_net = distributed.convert_batchnorm(self.depth_net, self.device)
+            if self.pose_net is not None:
+                self.pose_net = distributed.convert_batchnorm(self.pose_net, self.device)
         self.weighting = build_loss_weighting(config.loss).to(self.device)
 
         groups = [{"params": list(self.depth_net.parameters()), "lr_scale": 1.0, "weight_decay": config.optim.weight_decay}]
@@ -129,7 +145,9 @@ class Trainer:
 
         self.train_set = train_set
         self.val_set = val_set
-        self.sampler = EpochBatchSampler(len(train_set), config.optim.batch_size, seed=config.train.seed)
+        self.sampler = EpochBatchSampler(
+            len(train_set), config.optim.batch_size, seed=config.train.seed, rank=self.dist.rank, world_size=self.dist.world_size
+        )
         self.steps_per_epoch = len(self.sampler)
         self.total_steps = self.steps_per_epoch * config.optim.epochs
         if config.optim.max_steps:
@@ -137,6 +155,15 @@ class Trainer:
         self.state = TrainState()
         if resume is not None:
             self._load(resume)
+        # The networks the training steps run: DDP wrappers under torchrun. Validation, logging and
+        # checkpoints use the plain modules (a rank-0-only forward through DDP would wait for the others).
+        self.train_nets: tuple[nn.Module, nn.Module | None] = (self.depth_net, self.pose_net)
+        if self.dist.enabled:
+            self._check_ranks_start_alike()
+            self.train_nets = (
+                distributed.wrap(self.depth_net, self.device),
+                distributed.wrap(self.pose_net, self.device) if self.pose_net is not None else None,
+            )
         self._writer = None
 
     # ----------------------------------------------------------------------------- checkpoints
@@ -156,17 +183,22 @@ class Trainer:
             "bad_steps": self.state.bad_steps,
             "skipped_steps": self.state.skipped_steps,
             "history": self.state.history,
+            "world_size": self.dist.world_size,
             "rng": rng_state(),
         }
 
     def save(self, name: str = "last.pt") -> Path:
-        path = save_checkpoint(self.checkpoint_payload(), self.out / "checkpoints" / name)
-        save_config(self.config, self.out / "checkpoints" / "config.yaml")
+        """Write the checkpoint (rank 0 only; other ranks just return its path)."""
+        path = self.out / "checkpoints" / name
+        if self.dist.is_main:
+            save_checkpoint(self.checkpoint_payload(), path)
+            save_config(self.config, self.out / "checkpoints" / "config.yaml")
         return path
 
     def _load(self, resume: str | Path) -> None:
         payload = load_checkpoint(resume, map_location=self.device)
         source = Path(resume)
+        self._check_resumable(payload, source)
         load_state_dict_checked(self.depth_net, payload["depth_net"], source, "depth")
         if self.pose_net is not None:
             if payload.get("pose_net") is None:
@@ -186,26 +218,57 @@ class Trainer:
         )
         set_rng_state(payload["rng"])
 
+    def _check_resumable(self, payload: dict[str, Any], source: Path) -> None:
+        """Refuse, naming the checkpoint, what would load wrong weights or break the exact batch order."""
+        trained = checkpoint_config(payload).to_dict()["model"]
+        wanted = self.config.to_dict()["model"]
+        changed = [f"{key} {trained[key]!r} -> {wanted[key]!r}" for key in ARCHITECTURE_KEYS if trained[key] != wanted[key]]
+        if changed:
+            raise ValueError(
+                f"checkpoint {source} was trained with another network ({', '.join(changed)}): "
+                "resume without changing the model, or start a new run"
+            )
+        world_size = payload.get("world_size", 1)
+        if world_size != self.dist.world_size:
+            raise ValueError(
+                f"checkpoint {source} was written by a run of {world_size} processes, this one has "
+                f"{self.dist.world_size}: the batch order (and so an exact resume) depends on it; "
+                f"resume with {world_size} processes (torchrun --nproc_per_node/--nnodes)"
+            )
+
+    def _check_ranks_start_alike(self) -> None:
+        steps = distributed.gather_ints(self.state.step, self.device)
+        if len(set(steps)) > 1:
+            raise ValueError(
+                f"the ranks start at different steps {steps}: every node must see the same "
+                f"{self.out / 'checkpoints' / 'last.pt'} (put --out on a shared filesystem)"
+            )
+
     # ----------------------------------------------------------------------------- one step
     def _to_input(self, image: Tensor) -> Tensor:
         return image.contiguous(memory_format=torch.channels_last) if self.config.train.channels_last else image
 
-    def compute_transforms(self, batch: Batch) -> dict:
+    def compute_transforms(self, batch: Batch, pose_net: nn.Module | None = None) -> dict:
+        pose_net = self.pose_net if pose_net is None else pose_net
         transforms = {}
         for frame in self.temporal:
             # The pose net sees the two frames in temporal order; for a past frame the predicted
             # motion (frame -> 0) is inverted to get 0 -> frame.
             pair = (batch.net_images[frame], batch.net_images[0]) if frame < 0 else (batch.net_images[0], batch.net_images[frame])
-            axisangle, translation = self.pose_net(self._to_input(pair[0]), self._to_input(pair[1]))
+            axisangle, translation = pose_net(self._to_input(pair[0]), self._to_input(pair[1]))
             transforms[frame] = pose_to_matrix(axisangle.float(), translation.float(), invert=frame < 0)
         if STEREO in self.frame_ids:
             transforms[STEREO] = batch.stereo_T
         return transforms
 
-    def forward_losses(self, batch: Batch, epoch: int) -> tuple[dict[int, Tensor], LossResult]:
+    def forward_losses(
+        self, batch: Batch, epoch: int, nets: tuple[nn.Module, nn.Module | None] | None = None
+    ) -> tuple[dict[int, Tensor], LossResult]:
+        """Disparities and losses; ``nets`` (depth, pose) replace the plain networks (the DDP wrappers)."""
+        depth_net, pose_net = nets or (self.depth_net, self.pose_net)
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-            disps = self.depth_net(self._to_input(batch.net_images[0]))
-            transforms = self.compute_transforms(batch)
+            disps = depth_net(self._to_input(batch.net_images[0]))
+            transforms = self.compute_transforms(batch, pose_net)
         disps = {s: d.float() for s, d in disps.items()}
         loss_batch = batch if self.use_hints else _without_hints(batch)
         result = compute_losses(
@@ -229,16 +292,32 @@ class Trainer:
         if self.pose_net is not None:
             self.pose_net.train()
         lr = self._set_lr()
-        disps, result = self.forward_losses(batch, epoch)
+        statistics = [b.clone() for b in self._buffers()]
+        disps, result = self.forward_losses(batch, epoch, self.train_nets)
         result.terms["lr"] = torch.tensor(lr)
-        if not torch.isfinite(result.total):
+        finite = bool(torch.isfinite(result.total))
+        if self.dist.enabled:
+            # All ranks skip together: one that skipped backward would leave the others waiting in
+            # DDP's gradient all-reduce.
+            finite = distributed.all_ranks_agree(finite, self.device)
+        if not finite:
+            # The forward pass already moved the batch-norm running statistics (to NaN, when the
+            # activations were): restored, a skipped step leaves the networks as they were.
+            for buffer, saved in zip(self._buffers(), statistics, strict=True):
+                buffer.copy_(saved)
             self.optimizer.zero_grad(set_to_none=True)
             return disps, result, False
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(result.total).backward()
+        if self.dist.enabled:
+            distributed.average_gradients(self.weighting.parameters())
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return disps, result, True
+
+    def _buffers(self) -> list[Tensor]:
+        nets = [self.depth_net] if self.pose_net is None else [self.depth_net, self.pose_net]
+        return [buffer for net in nets for buffer in net.buffers()]
 
     # ----------------------------------------------------------------------------- loop
     def _loader(self, dataset: Dataset, sampler) -> DataLoader:
@@ -256,8 +335,9 @@ class Trainer:
     def train(self, stop_at_step: int | None = None) -> TrainState:
         """Train to the configured end, or stop (with a checkpoint) after ``stop_at_step`` steps."""
         self.stop_at = min(self.total_steps, stop_at_step or self.total_steps)
-        self.out.mkdir(parents=True, exist_ok=True)
-        save_config(self.config, self.out / "config.yaml")
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_config(self.config, self.out / "config.yaml")
         bar = tqdm(
             total=self.total_steps,
             initial=self.state.step,
@@ -269,6 +349,8 @@ class Trainer:
         try:
             while self.state.step < self.stop_at and self.state.epoch < self.config.optim.epochs:
                 self._run_epoch(bar)
+            # The ranks finish together, after rank 0's last validation and checkpoint.
+            distributed.barrier()
         finally:
             bar.close()
             if self._writer is not None:
@@ -292,22 +374,27 @@ class Trainer:
             else:
                 self.state.bad_steps += 1
                 self.state.skipped_steps += 1
-                tqdm.write(f"step {self.state.step}: non-finite loss ({result.total.item()}), update skipped")
-                if self.state.bad_steps >= MAX_CONSECUTIVE_BAD_STEPS:
-                    self.save()
-                    raise RuntimeError(
-                        f"{self.state.bad_steps} consecutive non-finite losses at step {self.state.step}; "
-                        f"checkpoint saved to {self.out / 'checkpoints' / 'last.pt'}. Lower the learning rate "
-                        "or check the data (hints, images) of the last batches."
+                if self.dist.is_main:
+                    tqdm.write(
+                        f"step {self.state.step}: non-finite loss ({result.total.item()}), update skipped "
+                        f"({self.state.skipped_steps} skipped so far)"
+                    )
+                if self.state.bad_steps >= cfg.max_bad_steps:
+                    path = self.save()
+                    raise NonFiniteLossError(
+                        f"{self.state.bad_steps} consecutive non-finite losses at step {self.state.step} "
+                        f"({self.state.skipped_steps} skipped in all); checkpoint saved to {path}. Lower the "
+                        "learning rate or check the data (hints, images) of the last batches."
                     )
             now = time.perf_counter()
             rate = batch.size / max(now - tick, 1e-9)
             tick = now
             bar.update(1)
-            bar.set_postfix(loss=f"{result.total.item():.4f}", ex_s=f"{rate:.1f}", epoch=epoch)
-            if self.state.step % cfg.log_every == 0 or self.state.step == self.total_steps:
+            bar.set_postfix(loss=f"{result.total.item():.4f}", ex_s=f"{rate:.1f}", epoch=epoch, skipped=self.state.skipped_steps)
+            is_main = self.dist.is_main
+            if is_main and (self.state.step % cfg.log_every == 0 or self.state.step == self.total_steps):
                 self._log_scalars(result)
-            if cfg.image_every and self.state.step % cfg.image_every == 0:
+            if is_main and cfg.image_every and self.state.step % cfg.image_every == 0:
                 self._log_images(batch, disps)
             if cfg.checkpoint_every and self.state.step % cfg.checkpoint_every == 0:
                 self.save()
@@ -318,7 +405,7 @@ class Trainer:
             self.state.epoch += 1
             self.state.batch_in_epoch = 0
         if epoch_done or self.state.step >= self.total_steps:
-            if cfg.validate and self.val_set is not None:
+            if cfg.validate and self.val_set is not None and self.dist.is_main:
                 self.validate()
         if epoch_done or self.state.step >= self.stop_at:
             self.save()
