@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mldanet.config import Config
-from mldanet.training.checkpoint import FORMAT, load_checkpoint, save_checkpoint
+from mldanet.training.checkpoint import FORMAT, load_checkpoint, remove_partial_writes, save_checkpoint
 
 
 def test_round_trip_is_weights_only_loadable(tmp_path):
@@ -59,3 +59,12 @@ def test_corrupt_missing_and_foreign_files_name_the_path(tmp_path):
     torch.save({"state_dict": {}}, foreign)
     with pytest.raises(ValueError, match="foreign.pt is not an mldanet checkpoint"):
         load_checkpoint(foreign)
+
+
+def test_partial_writes_of_a_killed_process_are_removed(tmp_path):
+    good = save_checkpoint({"step": 1}, tmp_path / "last.pt")
+    stale = tmp_path / ".last.pt.k3j2x9.tmp"  # what a SIGKILL during torch.save leaves
+    stale.write_bytes(good.read_bytes()[:50])
+    assert remove_partial_writes(tmp_path) == [stale]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"] and load_checkpoint(good)["step"] == 1
+    assert remove_partial_writes(tmp_path / "absent") == []

@@ -64,6 +64,7 @@ def test_sigkill_then_resume_ends_identical_to_an_uninterrupted_run(kitti_fixtur
     assert 2 <= at_kill < 5, f"the run was killed after step {at_kill}"
 
     finish(train_subprocess(tmp_path / "killed.yaml", "--resume", str(tmp_path / "killed")))
+    assert not list(last.parent.glob(".*.tmp"))  # a write the kill cut short is cleared away
     a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "killed")
     assert a["step"] == b["step"] == 5 and a["epoch"] == b["epoch"] == 1
     for net, state in state_dicts(a).items():

@@ -47,6 +47,18 @@ def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
+def remove_partial_writes(folder: str | Path) -> list[Path]:
+    """Delete the temporary files of writes that a killed process left in ``folder``.
+
+    Only one process writes a run's checkpoints, so at the start of a run every such file is a
+    dead one (a SIGKILL skips the clean-up in :func:`save_checkpoint`).
+    """
+    stale = sorted(Path(folder).glob(".*.tmp")) if Path(folder).is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True``; every failure names the file."""
     path = Path(path)

@@ -33,7 +33,13 @@ from mldanet.geometry import pose_to_matrix
 from mldanet.losses import build_loss_weighting, compute_losses
 from mldanet.models import build_pose_net, depth_net_from_config
 from mldanet.training import distributed
-from mldanet.training.checkpoint import checkpoint_config, load_checkpoint, load_state_dict_checked, save_checkpoint
+from mldanet.training.checkpoint import (
+    checkpoint_config,
+    load_checkpoint,
+    load_state_dict_checked,
+    remove_partial_writes,
+    save_checkpoint,
+)
 from mldanet.training.sampler import EpochBatchSampler
 from mldanet.training.schedule import lr_factor
 from mldanet.types import STEREO, Batch, LossResult, collate_samples
@@ -338,6 +344,7 @@ class Trainer:
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             save_config(self.config, self.out / "config.yaml")
+            remove_partial_writes(self.out / "checkpoints")
         bar = tqdm(
             total=self.total_steps,
             initial=self.state.step,
