@@ -50,3 +50,19 @@ def test_box_mean_clipped_keeps_float32_and_a_constant_image():
     out = box_mean_clipped(x, 2)
     assert out.dtype == torch.float32
     assert torch.allclose(out, x, atol=1e-7)
+
+
+@pytest.mark.parametrize("size", [1, 3, 5])
+def test_box_sum_gradient_is_the_adjoint_of_the_window_sum(size):
+    padded = random_planes(1, 2, 5 + size - 1, 6 + size - 1, seed=20 + size).requires_grad_()
+    assert torch.autograd.gradcheck(lambda x: box_sum(x, size), (padded,))
+
+
+def test_box_mean_clipped_gradient_matches_average_pooling():
+    x = random_planes(2, 3, 6, 7, seed=30).requires_grad_()
+    weights = random_planes(2, 3, 6, 7, seed=31)
+    (box_mean_clipped(x, 2) * weights).sum().backward()
+    ours = x.grad.clone()
+    x.grad = None
+    (F.avg_pool2d(x, 5, stride=1, padding=2, count_include_pad=False) * weights).sum().backward()
+    assert torch.allclose(ours, x.grad, atol=1e-12)

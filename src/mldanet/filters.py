@@ -15,11 +15,30 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def box_sum(padded: Tensor, size: int) -> Tensor:
-    """Sum over every valid size×size window: …×(H+size−1)×(W+size−1) → …×H×W (separable views)."""
+def _sum_of_views(padded: Tensor, size: int) -> Tensor:
     height, width = padded.shape[-2] - size + 1, padded.shape[-1] - size + 1
     rows = sum(padded[..., i : i + height, :] for i in range(size))
     return sum(rows[..., j : j + width] for j in range(size))
+
+
+class _BoxSum(torch.autograd.Function):
+    """Autograd's backward of 2·size slices would zero-fill a full-size tensor per slice; the
+    adjoint of a valid box sum is the box sum of the zero-padded gradient, computed the same way."""
+
+    @staticmethod
+    def forward(ctx, padded: Tensor, size: int) -> Tensor:
+        ctx.size = size
+        return _sum_of_views(padded, size)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        margin = ctx.size - 1
+        return _sum_of_views(F.pad(grad, (margin, margin, margin, margin)), ctx.size), None
+
+
+def box_sum(padded: Tensor, size: int) -> Tensor:
+    """Sum over every valid size×size window: …×(H+size−1)×(W+size−1) → …×H×W (separable views)."""
+    return _BoxSum.apply(padded, size)
 
 
 def box_mean_valid(padded: Tensor, size: int) -> Tensor:
