@@ -83,6 +83,7 @@ class TrainConfig:
     validate: bool = True
     max_val_batches: int = 0  # 0: the whole validation split
     sync_bn: bool = False  # under torchrun: batch-norm statistics over the samples of every rank
+    profile_steps: int = 0  # > 0: torch.profiler trace of that many steps in <out>/profile/
     max_bad_steps: int = 5  # stop (after a checkpoint) at this many consecutive non-finite losses
 
     @property

@@ -24,6 +24,7 @@ import torch
 from mldanet.config import Config, config_from_dict
 
 STEREO_FACTOR = 5.4
+DEMO_SPLIT = "synth_demo"
 
 
 @dataclass
@@ -51,9 +52,9 @@ class DemoSettings:
     @classmethod
     def default(cls) -> "DemoSettings":
         return cls(
-            drives=4, frames=120, render_width=640, render_height=192,
+            drives=4, frames=100, render_width=640, render_height=192,
             hint_width=640, hint_height=192, hint_block_sizes=(1, 3), hint_num_disparities=(64, 96),
-            train_width=320, train_height=96, batch_size=4, steps=180, lr=5e-4, warmup_steps=15,
+            train_width=320, train_height=96, batch_size=4, steps=100, lr=5e-4, warmup_steps=10,
         )
 
     @classmethod
@@ -95,7 +96,7 @@ def demo_config(settings: DemoSettings, data: Path, splits_dir: Path, hints: Pat
             "description": "mldanet demo: MS + depth hints + uncertainty weighting on the synthetic drive",
             "model": {"backbone": "resnet18", "variant": "mlda", "weights_init": "scratch"},
             "data": {
-                "data_path": str(data), "splits_dir": str(splits_dir), "split": "synth", "hints_dir": str(hints),
+                "data_path": str(data), "splits_dir": str(splits_dir), "split": DEMO_SPLIT, "hints_dir": str(hints),
                 "height": settings.train_height, "width": settings.train_width, "img_ext": ".jpg", "num_workers": 1,
             },
             "loss": {"use_hints": True, "weighting": "uncertainty"},
@@ -111,15 +112,97 @@ def demo_config(settings: DemoSettings, data: Path, splits_dir: Path, hints: Pat
     )
 
 
-def run_demo(out: str | Path, tiny: bool = False, seed: int = 0, steps: int | None = None) -> DemoReport:
-    from mldanet.data.dataset import KittiRawDataset
-    from mldanet.data.ground_truth import generate_depth_map
+@dataclass
+class DemoData:
+    """A rendered synthetic drive set with its hints, test ground truth and median-depth prior."""
+
+    root: Path
+    splits_dir: Path
+    hints_dir: Path
+    test_lines: list[str]
+    grid_lines: list[str]
+    gt_test: list[np.ndarray]
+    prior_depth: np.ndarray
+
+
+def demo_split(splits_dir: Path) -> tuple[list[str], list[str]]:
+    """Write the ``synth_demo`` split from ``synth``; return its train and test lines.
+
+    A short run draws each training frame about once, so it trains on one view per frame (left
+    and right alternating): both cameras are seen and every hint computed is used. It tests on
+    every other frame of the held-out drive (consecutive frames are 1 m apart and much alike).
+    """
     from mldanet.data.splits import read_split_lines
-    from mldanet.evaluation.inference import predict_disparities
-    from mldanet.evaluation.protocol import evaluate_disparities, format_metrics_row
+
+    train = [
+        line for line in read_split_lines("synth", "train", splits_dir)
+        if _line_parts(line)[2] == ("l" if _line_parts(line)[1] % 2 == 0 else "r")
+    ]
+    val = read_split_lines("synth", "val", splits_dir)
+    test = read_split_lines("synth", "test", splits_dir)[::2]
+    folder = splits_dir / DEMO_SPLIT
+    folder.mkdir(parents=True, exist_ok=True)
+    for which, lines in (("train", train), ("val", val), ("test", test)):
+        (folder / f"{which}_files.txt").write_text("".join(line + "\n" for line in lines))
+    return train, test
+
+
+def prepare_data(out: Path, settings: DemoSettings, seed: int, clock: StageClock) -> DemoData:
+    """Render the drives, compute the hints the training lines need and the test ground truth."""
+    from mldanet.data.ground_truth import generate_depth_map
     from mldanet.hints import compute_hints
-    from mldanet.predict import predict_paths
     from mldanet.synth import write_synthetic_drives
+
+    root, hints_dir = out / "kitti", out / "hints"
+    with clock.stage("synth: render the drives"):
+        write_synthetic_drives(
+            root, drives=settings.drives, frames=settings.frames, seed=seed,
+            width=settings.render_width, height=settings.render_height, workers=settings.workers, img_ext=".jpg",
+        )
+    splits_dir = root / "splits"
+    train_lines, test_lines = demo_split(splits_dir)
+    grid_lines = test_lines[:: max(1, len(test_lines) // settings.grid_frames)][: settings.grid_frames]
+
+    with clock.stage("hints: fused SGM"):
+        compute_hints(
+            root, train_lines + grid_lines, hints_dir, height=settings.hint_height, width=settings.hint_width,
+            workers=settings.workers, img_ext=".jpg", block_sizes=settings.hint_block_sizes,
+            num_disparities=settings.hint_num_disparities,
+        )
+
+    with clock.stage("ground truth: Velodyne -> depth maps"):
+        gt_test = [depth_for_line(root, line, generate_depth_map) for line in test_lines]
+        gt_train = [depth_for_line(root, line, generate_depth_map) for line in train_lines if line.endswith(" l")]
+        prior_depth = median_depth_prior(gt_train)
+    return DemoData(root, splits_dir, hints_dir, test_lines, grid_lines, gt_test, prior_depth)
+
+
+def evaluate_on_test(net: torch.nn.Module, data: DemoData, settings: DemoSettings) -> tuple[dict[str, float], np.ndarray]:
+    """The 7 metrics of ``net`` on the held-out drive (stereo scaling, metres) and its disparities."""
+    from mldanet.data.dataset import KittiRawDataset
+    from mldanet.evaluation.inference import predict_disparities
+    from mldanet.evaluation.protocol import evaluate_disparities
+
+    test_set = KittiRawDataset(
+        data.root, data.test_lines, settings.train_height, settings.train_width, frame_ids=(0,), train=False, img_ext=".jpg"
+    )
+    disps = predict_disparities(net.eval(), test_set, batch_size=8, device="cpu")
+    result = evaluate_disparities(list(disps), data.gt_test, scaling="stereo")
+    return {k: float(v) for k, v in result.metrics.items()}, disps
+
+
+def evaluate_prior(data: DemoData) -> dict[str, float]:
+    from mldanet.evaluation.protocol import evaluate_disparities
+
+    # The prior is metric; as a disparity it is 5.4 / depth so that stereo scaling returns it unchanged.
+    prior_disp = STEREO_FACTOR / np.maximum(data.prior_depth, 1e-3)
+    result = evaluate_disparities([prior_disp] * len(data.gt_test), data.gt_test, scaling="stereo")
+    return {k: float(v) for k, v in result.metrics.items()}
+
+
+def run_demo(out: str | Path, tiny: bool = False, seed: int = 0, steps: int | None = None) -> DemoReport:
+    from mldanet.evaluation.protocol import format_metrics_row
+    from mldanet.predict import predict_paths
     from mldanet.training.checkpoint import load_depth_net
     from mldanet.training.datasets import build_datasets
     from mldanet.training.trainer import Trainer
@@ -131,75 +214,41 @@ def run_demo(out: str | Path, tiny: bool = False, seed: int = 0, steps: int | No
     out.mkdir(parents=True, exist_ok=True)
     clock = StageClock()
     report = DemoReport(settings=asdict(settings))
-    data, hints_dir, run_dir = out / "kitti", out / "hints", out / "run"
+    data = prepare_data(out, settings, seed, clock)
+    run_dir = out / "run"
 
-    with clock.stage("synth: render the drives"):
-        synth = write_synthetic_drives(
-            data, drives=settings.drives, frames=settings.frames, seed=seed,
-            width=settings.render_width, height=settings.render_height, workers=settings.workers, img_ext=".jpg",
-        )
-    splits_dir = data / "splits"
-    train_lines = read_split_lines("synth", "train", splits_dir)
-    val_lines = read_split_lines("synth", "val", splits_dir)
-    test_lines = read_split_lines("synth", "test", splits_dir)
-    grid_lines = test_lines[:: max(1, len(test_lines) // settings.grid_frames)][: settings.grid_frames]
-
-    with clock.stage("hints: fused SGM"):
-        compute_hints(
-            data, train_lines + val_lines + grid_lines, hints_dir, height=settings.hint_height, width=settings.hint_width,
-            workers=settings.workers, img_ext=".jpg", block_sizes=settings.hint_block_sizes,
-            num_disparities=settings.hint_num_disparities,
-        )
-
-    with clock.stage("ground truth: Velodyne -> depth maps"):
-        gt_test = [depth_for_line(data, line, generate_depth_map) for line in test_lines]
-        gt_train = [depth_for_line(data, line, generate_depth_map) for line in train_lines if line.endswith(" l")]
-        prior_depth = median_depth_prior(gt_train)
-
-    config = demo_config(settings, data, splits_dir, hints_dir, run_dir, seed)
-    test_set = KittiRawDataset(
-        data, test_lines, settings.train_height, settings.train_width, frame_ids=(0,), train=False, img_ext=".jpg"
-    )
-
-    def evaluate(net: torch.nn.Module) -> tuple[dict[str, float], np.ndarray]:
-        disps = predict_disparities(net, test_set, batch_size=8, device="cpu")
-        result = evaluate_disparities(list(disps), gt_test, scaling="stereo")
-        return {k: float(v) for k, v in result.metrics.items()}, disps
-
+    config = demo_config(settings, data.root, data.splits_dir, data.hints_dir, run_dir, seed)
     train_set, _ = build_datasets(config)
     trainer = Trainer(config, train_set, None)
     with clock.stage("evaluate: untrained network"):
-        report.untrained, _ = evaluate(trainer.depth_net.eval())
+        report.untrained, _ = evaluate_on_test(trainer.depth_net, data, settings)
     with clock.stage("evaluate: median-depth prior of the training drives"):
-        # The prior is metric; as a disparity it is 5.4 / depth so that stereo scaling returns it unchanged.
-        prior_disp = STEREO_FACTOR / np.maximum(prior_depth, 1e-3)
-        report.prior = {
-            k: float(v) for k, v in evaluate_disparities([prior_disp] * len(gt_test), gt_test, scaling="stereo").metrics.items()
-        }
+        report.prior = evaluate_prior(data)
     with clock.stage(f"train: MLDA-Net MS + hints, {settings.steps} steps"):
         trainer.train()
     checkpoint = run_dir / "checkpoints" / "last.pt"
     report.checkpoint = str(checkpoint)
     with clock.stage("evaluate: trained network"):
         net, _ = load_depth_net(checkpoint)
-        report.trained, trained_disps = evaluate(net)
+        report.trained, trained_disps = evaluate_on_test(net, data, settings)
+    grid_lines = data.grid_lines
     with clock.stage("predict: test frames"):
-        frames = [image_path(data, line, ".jpg") for line in grid_lines[: settings.predict_frames]]
+        frames = [image_path(data.root, line, ".jpg") for line in grid_lines[: settings.predict_frames]]
         predict_paths(checkpoint, frames, out / "predictions")
 
     with clock.stage("report"):
         from mldanet.report import write_report
 
         report.seconds = dict(clock.seconds)
-        grid_index = [test_lines.index(line) for line in grid_lines]
+        grid_index = [data.test_lines.index(line) for line in grid_lines]
         report.files = write_report(
             out,
             report,
             history=trainer.state.history,
-            images=[image_path(data, line, ".jpg") for line in grid_lines],
+            images=[image_path(data.root, line, ".jpg") for line in grid_lines],
             pred_depths=[STEREO_FACTOR / np.maximum(trained_disps[i], 1e-6) for i in grid_index],
-            gt_depths=[gt_test[i] for i in grid_index],
-            hints=[load_hint(hints_dir, line) for line in grid_lines],
+            gt_depths=[data.gt_test[i] for i in grid_index],
+            hints=[load_hint(data.hints_dir, line) for line in grid_lines],
         )
     report.seconds["report"] = clock.seconds["report"]
     report.seconds["total"] = round(sum(v for k, v in clock.seconds.items()), 2)
@@ -250,7 +299,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
     parser.add_argument("--tiny", action="store_true", help="a one-minute run for CI: tiny drive, few steps")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, help="training steps (default: 180, or 24 with --tiny)")
+    parser.add_argument("--steps", type=int, help="training steps (default: 100, or 24 with --tiny)")
 
 
 def run(args: argparse.Namespace) -> int:

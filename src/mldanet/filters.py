@@ -3,7 +3,8 @@
 PyTorch's CPU ``avg_pool2d`` with stride 1 is several times slower than summing shifted views
 of the input (3×3 on 132×96×320 planes, one thread: forward 47 → 10 ms, backward 61 → 30 ms;
 5×5 on the guided filter's planes: similar), so on CPUs the windows are summed separably from
-views; other devices keep the pooling kernels.
+views; other devices keep the pooling kernels, and so do traced graphs (ONNX export), whose
+runtimes have fast pooling of their own.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def box_sum(padded: Tensor, size: int) -> Tensor:
 
 def box_mean_valid(padded: Tensor, size: int) -> Tensor:
     """Mean over every valid size×size window of an already padded N×C×(H+size−1)×(W+size−1) tensor."""
-    if padded.device.type != "cpu":
+    if padded.device.type != "cpu" or torch.jit.is_tracing():
         return F.avg_pool2d(padded, kernel_size=size, stride=1)
     return box_sum(padded, size) / (size * size)
 
@@ -53,7 +54,7 @@ def box_mean_valid(padded: Tensor, size: int) -> Tensor:
 def box_mean_clipped(x: Tensor, radius: int) -> Tensor:
     """Mean over the (2r+1)² window around each pixel, clipped at the borders: N×C×H×W → same."""
     size = 2 * radius + 1
-    if x.device.type != "cpu":
+    if x.device.type != "cpu" or torch.jit.is_tracing():
         return F.avg_pool2d(x, size, stride=1, padding=radius, count_include_pad=False)
     height, width = x.shape[-2:]
     sums = box_sum(F.pad(x, (radius, radius, radius, radius)), size)

@@ -36,6 +36,7 @@ FLAG_KEYS = {
     "log_every": "train.log_every",
     "amp": "train.amp",
     "sync_bn": "train.sync_bn",
+    "profile": "train.profile_steps",
     "weights_init": "model.weights_init",
     "backbone": "model.backbone",
     "loss_weighting": "loss.weighting",
@@ -71,6 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for flag in ("height", "width", "batch_size", "num_workers", "seed", "epochs", "max_steps", "checkpoint_every", "log_every"):
         parser.add_argument(f"--{flag.replace('_', '-')}", type=int)
     parser.add_argument("--lr", type=float)
+    parser.add_argument("--profile", type=int, nargs="?", const=5, metavar="STEPS",
+                        help="write a torch.profiler trace of STEPS steps (default 5, after 3 warm-up steps) "
+                        "to OUT/profile/trace.json and an operator table to OUT/profile/operators.txt")
 
 
 def resolve_config(args: argparse.Namespace, base: Config | None = None) -> Config:

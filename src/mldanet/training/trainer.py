@@ -40,6 +40,7 @@ from mldanet.training.checkpoint import (
     remove_partial_writes,
     save_checkpoint,
 )
+from mldanet.training.profiling import StepProfiler
 from mldanet.training.sampler import EpochBatchSampler
 from mldanet.training.schedule import lr_factor
 from mldanet.types import STEREO, Batch, LossResult, collate_samples
@@ -345,6 +346,7 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             save_config(self.config, self.out / "config.yaml")
             remove_partial_writes(self.out / "checkpoints")
+        profiler = StepProfiler(self.out, self.config.train.profile_steps if self.dist.is_main else 0)
         bar = tqdm(
             total=self.total_steps,
             initial=self.state.step,
@@ -355,16 +357,17 @@ class Trainer:
         )
         try:
             while self.state.step < self.stop_at and self.state.epoch < self.config.optim.epochs:
-                self._run_epoch(bar)
+                self._run_epoch(bar, profiler)
             # The ranks finish together, after rank 0's last validation and checkpoint.
             distributed.barrier()
         finally:
+            profiler.close()
             bar.close()
             if self._writer is not None:
                 self._writer.close()
         return self.state
 
-    def _run_epoch(self, bar: tqdm) -> None:
+    def _run_epoch(self, bar: tqdm, profiler: StepProfiler) -> None:
         epoch = self.state.epoch
         if hasattr(self.train_set, "set_epoch"):
             self.train_set.set_epoch(epoch)
@@ -374,6 +377,7 @@ class Trainer:
         for batch in self._loader(self.train_set, self.sampler):
             batch = batch.to(self.device, non_blocking=True)
             disps, result, ok = self.train_step(batch, epoch)
+            profiler.step()
             self.state.step += 1
             self.state.batch_in_epoch += 1
             if ok:
