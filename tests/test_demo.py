@@ -31,3 +31,21 @@ def test_tiny_demo_end_to_end(tmp_path):
     assert {"synth: render the drives", "train: MLDA-Net MS + hints, 24 steps", "total"} <= set(report["seconds"])
     assert "picture_grid.png" in (out / "report.html").read_text()
     assert list((out / "predictions").glob("*_depth.png"))
+
+
+def test_demo_split_takes_one_view_per_frame_and_every_other_test_frame(tmp_path):
+    from mldanet.demo import DEMO_SPLIT, demo_split
+
+    synth = tmp_path / "splits" / "synth"
+    synth.mkdir(parents=True)
+    drive, test_drive = "2000_01_01/2000_01_01_drive_0001_sync", "2000_01_01/2000_01_01_drive_0002_sync"
+    (synth / "train_files.txt").write_text("".join(f"{drive} {i} {side}\n" for i in range(1, 5) for side in "lr"))
+    (synth / "val_files.txt").write_text(f"{drive} 10 l\n")
+    (synth / "test_files.txt").write_text("".join(f"{test_drive} {i} l\n" for i in range(1, 6)))
+    train, test = demo_split(tmp_path / "splits")
+    assert train == [f"{drive} 1 r", f"{drive} 2 l", f"{drive} 3 r", f"{drive} 4 l"]
+    assert test == [f"{test_drive} {i} l" for i in (1, 3, 5)]
+    written = tmp_path / "splits" / DEMO_SPLIT
+    assert (written / "train_files.txt").read_text().splitlines() == train
+    assert (written / "test_files.txt").read_text().splitlines() == test
+    assert (written / "val_files.txt").read_text() == f"{drive} 10 l\n"
