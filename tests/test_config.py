@@ -59,6 +59,9 @@ def test_validation_names_the_value():
     c = config_from_dict({"train": {"mode": "X"}})
     with pytest.raises(ValueError, match="train.mode='X'"):
         c.validate()
+    c = config_from_dict({"model": {"init_depth": 150.0}})
+    with pytest.raises(ValueError, match=r"model.init_depth=150.0 must be 0 \(off\) or between loss.min_depth=0.1"):
+        c.validate()
 
 
 def test_unknown_preset_lists_the_available_ones():

@@ -9,6 +9,7 @@ from scipy.spatial.transform import Rotation
 
 from mldanet.geometry import (
     backproject,
+    depth_to_sigmoid_logit,
     disp_to_depth,
     pixels_to_grid,
     pose_to_matrix,
@@ -38,6 +39,18 @@ def test_disp_to_depth_maps_the_sigmoid_range_onto_the_depth_range():
     assert torch.allclose(scaled, expected_scaled)
     assert torch.allclose(depth, 1 / expected_scaled)
     assert depth[0].item() == pytest.approx(100.0) and depth[2].item() == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("depth, min_depth, max_depth", [(2.5, 0.1, 100.0), (0.2, 0.1, 100.0), (40.0, 1e-3, 80.0)])
+def test_depth_to_sigmoid_logit_inverts_disp_to_depth(depth, min_depth, max_depth):
+    logit = depth_to_sigmoid_logit(depth, min_depth, max_depth)
+    _, recovered = disp_to_depth(torch.sigmoid(torch.tensor(logit, dtype=torch.float64)), min_depth, max_depth)
+    assert recovered.item() == pytest.approx(depth, rel=1e-12)
+
+
+def test_depth_to_sigmoid_logit_refuses_depths_outside_the_range():
+    with pytest.raises(ValueError, match="depth 100.0 must lie strictly between min_depth 0.1 and max_depth 100.0"):
+        depth_to_sigmoid_logit(100.0)
 
 
 def test_scale_intrinsics_multiplies_rows_by_the_image_size():

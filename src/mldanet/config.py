@@ -28,6 +28,7 @@ class ModelConfig:
     attention_scale: bool = True  # 1/sqrt(hw) inside the channel-attention softmax
     scales: tuple[int, ...] = (0, 1, 2, 3)
     weights_init: str = "pretrained"  # pretrained | scratch | path to a torchvision state dict
+    init_depth: float = 0.0  # > 0: a new run's disparity heads start at this depth (training units); 0: PyTorch's init
 
 
 @dataclass
@@ -130,6 +131,12 @@ class Config:
                 raise ValueError(f"{key}={size} must be a positive multiple of 32")
         if self.optim.batch_size < 1:
             raise ValueError(f"optim.batch_size={self.optim.batch_size} must be at least 1")
+        init_depth = self.model.init_depth
+        if init_depth and not self.loss.min_depth < init_depth < self.loss.max_depth:
+            raise ValueError(
+                f"model.init_depth={init_depth} must be 0 (off) or between loss.min_depth={self.loss.min_depth} "
+                f"and loss.max_depth={self.loss.max_depth}"
+            )
         if self.train.max_bad_steps < 1:
             raise ValueError(f"train.max_bad_steps={self.train.max_bad_steps} must be at least 1")
 

@@ -15,6 +15,8 @@ Conventions (DESIGN §2, docs/ARCHITECTURE.md):
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -29,6 +31,14 @@ def disp_to_depth(disp: Tensor, min_depth: float = 0.1, max_depth: float = 100.0
     max_disp = 1.0 / min_depth
     scaled_disp = min_disp + (max_disp - min_disp) * disp
     return scaled_disp, 1.0 / scaled_disp
+
+
+def depth_to_sigmoid_logit(depth: float, min_depth: float = 0.1, max_depth: float = 100.0) -> float:
+    """The pre-sigmoid value whose :func:`disp_to_depth` is ``depth`` (min_depth < depth < max_depth)."""
+    if not min_depth < depth < max_depth:
+        raise ValueError(f"depth {depth} must lie strictly between min_depth {min_depth} and max_depth {max_depth}")
+    disp = (1.0 / depth - 1.0 / max_depth) / (1.0 / min_depth - 1.0 / max_depth)
+    return math.log(disp / (1.0 - disp))
 
 
 def scale_intrinsics(K_norm: Tensor, height: int, width: int) -> Tensor:

@@ -163,3 +163,21 @@ def test_depth_net_from_config_follows_the_model_section():
     with_ca = depth_net_from_config(ModelConfig())
     without_ca = depth_net_from_config(ModelConfig(decoder_attention=False))
     assert sum(p.numel() for p in without_ca.parameters()) < sum(p.numel() for p in with_ca.parameters())
+
+
+@pytest.mark.parametrize("variant", ["mlda", "baseline"])
+def test_head_bias_sets_the_starting_disparity_of_every_scale(variant: str) -> None:
+    torch.manual_seed(0)
+    net = build_depth_net("resnet18", variant).eval()
+    net.init_head_bias(-3.0)
+    image = torch.rand(1, 3, 64, 96)
+    random_heads = net(image)
+    with torch.no_grad():
+        for head in net.decoder.heads.values():
+            head.weight.zero_()
+    flat = net(image)
+    for scale, disp in flat.items():
+        # With the head weights at zero the output is the bias alone, at every pixel.
+        assert torch.allclose(disp, torch.sigmoid(torch.tensor(-3.0)).expand_as(disp)), scale
+        # With random weights the bias is the centre the random part scatters around.
+        assert abs(torch.logit(random_heads[scale]).median().item() + 3.0) < 1.0, scale

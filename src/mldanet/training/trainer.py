@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from mldanet.config import Config, save_config
 from mldanet.device import resolve_device
-from mldanet.geometry import pose_to_matrix
+from mldanet.geometry import depth_to_sigmoid_logit, pose_to_matrix
 from mldanet.losses import build_loss_weighting, compute_losses
 from mldanet.models import build_pose_net, depth_net_from_config
 from mldanet.training import distributed
@@ -122,6 +122,10 @@ class Trainer:
         pretrained = config.model.weights_init == "pretrained"
         weights_path = None if config.model.weights_init in ("pretrained", "scratch") else config.model.weights_init
         self.depth_net = depth_net_from_config(config.model, pretrained, weights_path).to(self.device)
+        if config.model.init_depth:
+            self.depth_net.init_head_bias(
+                depth_to_sigmoid_logit(config.model.init_depth, config.loss.min_depth, config.loss.max_depth)
+            )
         self.pose_net = (
             build_pose_net(pretrained=pretrained, weights_path=weights_path).to(self.device) if self.temporal else None
         )
