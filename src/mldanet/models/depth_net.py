@@ -78,8 +78,8 @@ class DepthNet(nn.Module):
         """Start every disparity head at sigmoid(logit) (biases only; the weights stay random).
 
         From scratch the heads start at sigmoid(0) = 0.5, about 0.2 training units (1 m) under
-        the default depth range, an order of magnitude nearer than a street; walking the output
-        there costs a short run most of its steps (see the trainer's ``model.init_depth``).
+        the default depth range, an order of magnitude nearer than a street; at a low learning
+        rate a short run spends many of its steps walking out there (``model.init_depth``).
         """
         for head in self.decoder.heads.values():
             head.bias.fill_(logit)
