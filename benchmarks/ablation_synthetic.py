@@ -89,13 +89,16 @@ def table(stats: dict[str, dict[str, tuple[float, float]]]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--width", type=int, default=192, help="training width (the demo's: 320)")
-    parser.add_argument("--height", type=int, default=64, help="training height (the demo's: 96)")
+    parser.add_argument("--width", type=int, default=192, help="training width")
+    parser.add_argument("--height", type=int, default=64, help="training height")
+    parser.add_argument("--warmup", type=int, default=10, help="warm-up steps of the cosine schedule")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", default="ablation_output", help="data, runs and results.json (default: ablation_output)")
     args = parser.parse_args()
     out = Path(args.out)
-    settings = replace(DemoSettings.default(), steps=args.steps, train_width=args.width, train_height=args.height)
+    settings = replace(
+        DemoSettings.default(), steps=args.steps, warmup_steps=args.warmup, train_width=args.width, train_height=args.height
+    )
     start = time.perf_counter()
     data = prepare_data(out, settings, seed=0, clock=StageClock())
     results_path = out / "results.json"
