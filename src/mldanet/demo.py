@@ -134,12 +134,13 @@ def demo_split(splits_dir: Path) -> tuple[list[str], list[str]]:
     and right alternating): both cameras are seen and every hint computed is used. It tests on
     every other frame of the held-out drive (consecutive frames are 1 m apart and much alike).
     """
-    from mldanet.data.splits import read_split_lines
+    from mldanet.data.splits import parse_split_line, read_split_lines
 
-    train = [
-        line for line in read_split_lines("synth", "train", splits_dir)
-        if _line_parts(line)[2] == ("l" if _line_parts(line)[1] % 2 == 0 else "r")
-    ]
+    def alternate_view(line: str) -> bool:
+        _, index, side = parse_split_line(line)
+        return side == ("l" if index % 2 == 0 else "r")
+
+    train = [line for line in read_split_lines("synth", "train", splits_dir) if alternate_view(line)]
     val = read_split_lines("synth", "val", splits_dir)
     test = read_split_lines("synth", "test", splits_dir)[::2]
     folder = splits_dir / DEMO_SPLIT
@@ -151,7 +152,6 @@ def demo_split(splits_dir: Path) -> tuple[list[str], list[str]]:
 
 def prepare_data(out: Path, settings: DemoSettings, seed: int, clock: StageClock) -> DemoData:
     """Render the drives, compute the hints the training lines need and the test ground truth."""
-    from mldanet.data.ground_truth import generate_depth_map
     from mldanet.hints import compute_hints
     from mldanet.synth import write_synthetic_drives
 
@@ -173,8 +173,8 @@ def prepare_data(out: Path, settings: DemoSettings, seed: int, clock: StageClock
         )
 
     with clock.stage("ground truth: Velodyne -> depth maps"):
-        gt_test = [depth_for_line(root, line, generate_depth_map) for line in test_lines]
-        gt_train = [depth_for_line(root, line, generate_depth_map) for line in train_lines if line.endswith(" l")]
+        gt_test = [depth_for_line(root, line) for line in test_lines]
+        gt_train = [depth_for_line(root, line) for line in train_lines if line.endswith(" l")]
         prior_depth = median_depth_prior(gt_train)
     return DemoData(root, splits_dir, hints_dir, test_lines, grid_lines, gt_test, prior_depth)
 
@@ -235,7 +235,7 @@ def run_demo(out: str | Path, tiny: bool = False, seed: int = 0, steps: int | No
         report.trained, trained_disps = evaluate_on_test(net, data, settings)
     grid_lines = data.grid_lines
     with clock.stage("predict: test frames"):
-        frames = [image_path(data.root, line, ".jpg") for line in grid_lines[: settings.predict_frames]]
+        frames = [image_path(data.root, line) for line in grid_lines[: settings.predict_frames]]
         predict_paths(checkpoint, frames, out / "predictions")
 
     with clock.stage("report"):
@@ -247,7 +247,7 @@ def run_demo(out: str | Path, tiny: bool = False, seed: int = 0, steps: int | No
             out,
             report,
             history=trainer.state.history,
-            images=[image_path(data.root, line, ".jpg") for line in grid_lines],
+            images=[image_path(data.root, line) for line in grid_lines],
             pred_depths=[STEREO_FACTOR / np.maximum(trained_disps[i], 1e-6) for i in grid_index],
             gt_depths=[data.gt_test[i] for i in grid_index],
             hints=[load_hint(data.hints_dir, line) for line in grid_lines],
@@ -263,25 +263,30 @@ def run_demo(out: str | Path, tiny: bool = False, seed: int = 0, steps: int | No
     return report
 
 
-def _line_parts(line: str) -> tuple[str, int, str]:
-    folder, index, side = line.split()
-    return folder, int(index), side
+def image_path(root: Path, line: str) -> Path:
+    """The JPEG frame of a split line."""
+    from mldanet.data.images import image_path as frame_path
+    from mldanet.data.splits import parse_split_line
+
+    return frame_path(root, *parse_split_line(line), ".jpg")
 
 
-def image_path(data: Path, line: str, ext: str) -> Path:
-    folder, index, side = _line_parts(line)
-    return data / folder / ("image_02" if side == "l" else "image_03") / "data" / f"{index:010d}{ext}"
+def depth_for_line(root: Path, line: str) -> np.ndarray:
+    """The Velodyne ground truth of a split line, projected into its camera (full image size)."""
+    from mldanet.data.ground_truth import calib_dir, generate_depth_map, velodyne_path
+    from mldanet.data.images import CAMERA_NUMBERS
+    from mldanet.data.splits import parse_split_line
 
-
-def depth_for_line(data: Path, line: str, generate_depth_map) -> np.ndarray:
-    folder, index, _ = _line_parts(line)
-    velo = data / folder / "velodyne_points" / "data" / f"{index:010d}.bin"
-    return generate_depth_map(data / folder.split("/")[0], velo, cam=2)
+    folder, index, side = parse_split_line(line)
+    return generate_depth_map(calib_dir(root, folder), velodyne_path(root, folder, index), cam=CAMERA_NUMBERS[side])
 
 
 def load_hint(hints_dir: Path, line: str) -> np.ndarray:
-    folder, index, side = _line_parts(line)
-    return np.load(hints_dir / folder / ("image_02" if side == "l" else "image_03") / f"{index:010d}.npy") * STEREO_FACTOR
+    """The saved depth hint of a split line, in metres."""
+    from mldanet.data.splits import parse_split_line
+    from mldanet.hints import hint_path
+
+    return np.load(hint_path(hints_dir, *parse_split_line(line))) * STEREO_FACTOR
 
 
 def median_depth_prior(depths: list[np.ndarray]) -> np.ndarray:
