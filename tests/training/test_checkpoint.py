@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from mldanet.config import Config
-from mldanet.training.checkpoint import FORMAT, load_checkpoint, remove_partial_writes, save_checkpoint
+from mldanet.training.checkpoint import (
+    FORMAT,
+    load_checkpoint,
+    read_checkpoint_config,
+    remove_partial_writes,
+    save_checkpoint,
+)
 
 
 def test_round_trip_is_weights_only_loadable(tmp_path):
@@ -17,6 +23,21 @@ def test_round_trip_is_weights_only_loadable(tmp_path):
     run = tmp_path / "run"
     save_checkpoint({"step": 1}, run / "checkpoints" / "last.pt")
     assert load_checkpoint(run)["step"] == 1
+
+
+def test_config_is_read_with_the_tensors_mapped_not_loaded(tmp_path):
+    config = Config()
+    config.model.backbone, config.optim.lr = "resnet50", 3e-5
+    path = save_checkpoint({"config": config.to_dict(), "depth_net": {"w": torch.arange(4.0)}}, tmp_path / "last.pt")
+    assert read_checkpoint_config(path) == config
+    mapped = load_checkpoint(path, mmap=True)["depth_net"]["w"]
+    assert torch.equal(mapped, torch.arange(4.0))
+    # The tensors are views of the file mapped into memory, not a copy read from it.
+    assert str(path) in open("/proc/self/maps").read()
+    del mapped
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ValueError, match=f"checkpoint {path} is corrupt or truncated"):
+        read_checkpoint_config(path)
 
 
 def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):

@@ -59,8 +59,12 @@ def remove_partial_writes(folder: str | Path) -> list[Path]:
     return stale
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True``; every failure names the file."""
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True``; every failure names the file.
+
+    mmap: map the tensors from the file instead of reading them (nothing is read until a tensor
+    is used), for callers that only need the config or the counters.
+    """
     path = Path(path)
     if path.is_dir():
         candidate = path / "checkpoints" / "last.pt"
@@ -68,7 +72,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        payload = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
         raise ValueError(
             f"checkpoint {path} was refused by weights-only loading (it holds objects other than "
@@ -83,6 +87,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 def checkpoint_config(payload: dict[str, Any]) -> Config:
     return config_from_dict(payload["config"])
+
+
+def read_checkpoint_config(path: str | Path) -> Config:
+    """The config saved in a checkpoint, without reading its tensors."""
+    return checkpoint_config(load_checkpoint(path, mmap=True))
 
 
 def load_state_dict_checked(

@@ -105,7 +105,7 @@ def resume_checkpoint(args: argparse.Namespace) -> Path | None:
     the run folder's ``last.pt`` comes first when it exists: a restart continues the restarted
     run, not the checkpoint it was started from.
     """
-    from mldanet.training.checkpoint import checkpoint_config, load_checkpoint
+    from mldanet.training.checkpoint import read_checkpoint_config
     from mldanet.training.distributed import restarted_by_torchrun
 
     named = None
@@ -113,7 +113,7 @@ def resume_checkpoint(args: argparse.Namespace) -> Path | None:
         path = Path(args.resume)
         named = path / "checkpoints" / "last.pt" if path.is_dir() else path
     if args.resume == "auto" or restarted_by_torchrun():
-        base = checkpoint_config(load_checkpoint(named)) if named is not None else None
+        base = read_checkpoint_config(named) if named is not None else None
         last = Path(resolve_config(args, base).train.out) / "checkpoints" / "last.pt"
         if last.is_file():
             return last
@@ -122,12 +122,12 @@ def resume_checkpoint(args: argparse.Namespace) -> Path | None:
 
 def run(args: argparse.Namespace) -> int:
     from mldanet.training import distributed
-    from mldanet.training.checkpoint import checkpoint_config, load_checkpoint
+    from mldanet.training.checkpoint import read_checkpoint_config
     from mldanet.training.datasets import build_datasets
     from mldanet.training.trainer import NonFiniteLossError, Trainer
 
     resume = resume_checkpoint(args)
-    base = checkpoint_config(load_checkpoint(resume)) if resume is not None else None
+    base = read_checkpoint_config(resume) if resume is not None else None
     config = resolve_config(args, base)
     train_set, val_set = build_datasets(config, split_file=args.split_file)
     main = distributed.context_from_environment().is_main
