@@ -39,8 +39,8 @@ class _BoxSum(torch.autograd.Function):
 
 def box_sum(padded: Tensor, size: int) -> Tensor:
     """Sum over every valid size×size window: …×(H+size−1)×(W+size−1) → …×H×W (separable views)."""
-    if torch.jit.is_tracing() or not (padded.requires_grad and torch.is_grad_enabled()):
-        return _sum_of_views(padded, size)  # exporters trace the plain views; nothing to differentiate
+    if not (padded.requires_grad and torch.is_grad_enabled()):
+        return _sum_of_views(padded, size)
     return _BoxSum.apply(padded, size)
 
 
