@@ -22,6 +22,11 @@ import numpy as np
 import torch
 
 from mldanet.config import Config, config_from_dict
+from mldanet.data.ground_truth import calib_dir, generate_depth_map, velodyne_path
+from mldanet.data.images import CAMERA_NUMBERS
+from mldanet.data.images import image_path as frame_path
+from mldanet.data.splits import parse_split_line, read_split_lines
+from mldanet.hints import compute_hints, hint_path
 
 STEREO_FACTOR = 5.4
 DEMO_SPLIT = "synth_demo"
@@ -134,7 +139,6 @@ def demo_split(splits_dir: Path) -> tuple[list[str], list[str]]:
     and right alternating): both cameras are seen and every hint computed is used. It tests on
     every other frame of the held-out drive (consecutive frames are 1 m apart and much alike).
     """
-    from mldanet.data.splits import parse_split_line, read_split_lines
 
     def alternate_view(line: str) -> bool:
         _, index, side = parse_split_line(line)
@@ -152,7 +156,6 @@ def demo_split(splits_dir: Path) -> tuple[list[str], list[str]]:
 
 def prepare_data(out: Path, settings: DemoSettings, seed: int, clock: StageClock) -> DemoData:
     """Render the drives, compute the hints the training lines need and the test ground truth."""
-    from mldanet.hints import compute_hints
     from mldanet.synth import write_synthetic_drives
 
     root, hints_dir = out / "kitti", out / "hints"
@@ -265,27 +268,17 @@ def run_demo(out: str | Path, tiny: bool = False, seed: int = 0, steps: int | No
 
 def image_path(root: Path, line: str) -> Path:
     """The JPEG frame of a split line."""
-    from mldanet.data.images import image_path as frame_path
-    from mldanet.data.splits import parse_split_line
-
     return frame_path(root, *parse_split_line(line), ".jpg")
 
 
 def depth_for_line(root: Path, line: str) -> np.ndarray:
     """The Velodyne ground truth of a split line, projected into its camera (full image size)."""
-    from mldanet.data.ground_truth import calib_dir, generate_depth_map, velodyne_path
-    from mldanet.data.images import CAMERA_NUMBERS
-    from mldanet.data.splits import parse_split_line
-
     folder, index, side = parse_split_line(line)
     return generate_depth_map(calib_dir(root, folder), velodyne_path(root, folder, index), cam=CAMERA_NUMBERS[side])
 
 
 def load_hint(hints_dir: Path, line: str) -> np.ndarray:
     """The saved depth hint of a split line, in metres."""
-    from mldanet.data.splits import parse_split_line
-    from mldanet.hints import hint_path
-
     return np.load(hint_path(hints_dir, *parse_split_line(line))) * STEREO_FACTOR
 
 
