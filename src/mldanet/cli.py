@@ -7,6 +7,7 @@ only when their command runs, so ``mldanet --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
@@ -73,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, FileNotFoundError, ValueError) as error:
         print(f"mldanet {command}: error: {one_line(error)}", file=sys.stderr)
         return 2
+    except OSError as error:
+        # A full disk is the machine's state, not a bug: one line, and no traceback to scroll past.
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"mldanet {command}: error: {one_line(error)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"mldanet {command}: interrupted", file=sys.stderr)
         return 130

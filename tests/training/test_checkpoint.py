@@ -1,3 +1,4 @@
+import errno
 import os
 
 import pytest
@@ -51,6 +52,27 @@ def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint({"step": 2}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_a_full_disk_is_named_as_such(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_checkpoint({"step": 1}, path)
+
+    def save_onto_a_full_disk(obj, handle):
+        # What torch.save does when the disk fills: the OSError is only the RuntimeError's context.
+        handle.write(b"the first bytes")
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 768 vs 662")
+
+    monkeypatch.setattr(torch, "save", save_onto_a_full_disk)
+    with pytest.raises(OSError, match=rf"no space left on the disk to write checkpoint {path} \(\d+ MiB free") as caught:
+        save_checkpoint({"step": 2}, path)
+    assert caught.value.errno == errno.ENOSPC
     monkeypatch.undo()
     assert load_checkpoint(path)["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]

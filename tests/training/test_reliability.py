@@ -87,7 +87,8 @@ def test_checkpoint_write_failing_half_way_keeps_the_previous_one(kitti_fixture,
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", disk_full_on_the_second_write)
-    with pytest.raises(OSError, match="No space left on device"):
+    checkpoint = tmp_path / "run" / "checkpoints" / "last.pt"
+    with pytest.raises(OSError, match=f"no space left on the disk to write checkpoint {checkpoint}"):
         Trainer(config, build_datasets(config)[0], progress=False).train()
     monkeypatch.undo()
     folder = tmp_path / "run" / "checkpoints"

@@ -14,8 +14,10 @@ A checkpoint is a plain dict (loadable with ``torch.load(weights_only=True)``)::
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -41,10 +43,33 @@ def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp_name).unlink(missing_ok=True)
+        if _is_disk_full(error):
+            free_mib = shutil.disk_usage(path.parent).free / 2**20
+            raise OSError(
+                errno.ENOSPC,
+                f"no space left on the disk to write checkpoint {path} ({free_mib:.0f} MiB free there once "
+                f"the partial file was removed); the previous checkpoint is intact. Free some space or "
+                f"point train.out at another disk",
+            ) from error
         raise
     return path
+
+
+def _is_disk_full(error: BaseException | None) -> bool:
+    """Whether ``error`` or an error it arose from is a full disk or quota.
+
+    torch.save reports a failed write as a RuntimeError ("unexpected pos ...") raised while
+    handling the OSError, so the cause is only in the exception's context.
+    """
+    seen = 0
+    while error is not None and seen < 8:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
 
 
 def remove_partial_writes(folder: str | Path) -> list[Path]:

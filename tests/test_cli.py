@@ -1,0 +1,53 @@
+import errno
+
+import pytest
+
+from mldanet import cli
+
+
+def run_raising(monkeypatch, capsys, error: BaseException) -> tuple[int, str]:
+    """Run ``mldanet presets`` with its command replaced by one that raises ``error``."""
+    import mldanet.training.presets_command as presets_command
+
+    def fails(args):
+        raise error
+
+    monkeypatch.setattr(presets_command, "run", fails)
+    code = cli.main(["presets"])
+    return code, capsys.readouterr().err
+
+
+def test_user_errors_are_one_line_with_exit_code_2(monkeypatch, capsys):
+    code, err = run_raising(monkeypatch, capsys, ValueError("bad value 'x' in\n  data.height"))
+    assert (code, err) == (2, "mldanet presets: error: bad value 'x' in data.height\n")
+
+
+def test_a_full_disk_is_one_line_with_exit_code_1(monkeypatch, capsys):
+    full = OSError(errno.ENOSPC, "no space left on the disk to write checkpoint runs/x/last.pt (3 MiB free there)")
+    code, err = run_raising(monkeypatch, capsys, full)
+    assert code == 1
+    assert err == f"mldanet presets: error: {full}\n"
+
+
+def test_other_os_errors_keep_their_traceback(monkeypatch, capsys):
+    with pytest.raises(PermissionError, match="runs/x"):
+        run_raising(monkeypatch, capsys, PermissionError(errno.EACCES, "Permission denied", "runs/x"))
+
+
+def test_interrupt_exits_130(monkeypatch, capsys):
+    assert run_raising(monkeypatch, capsys, KeyboardInterrupt()) == (130, "mldanet presets: interrupted\n")
+
+
+def test_a_dataloader_worker_error_keeps_only_the_original_message():
+    wrapped = ValueError(
+        "Caught ValueError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in f\nValueError: image /data/0001.png is unreadable'
+    )
+    assert cli.one_line(wrapped) == "image /data/0001.png is unreadable"
+
+
+def test_unknown_command_prints_the_list(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["no-such-command"])
+    assert exited.value.code == 2
+    assert "invalid choice: 'no-such-command'" in capsys.readouterr().err
