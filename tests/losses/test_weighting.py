@@ -46,15 +46,38 @@ def test_uncertainty_equals_fixed_at_initialisation_in_value_and_gradient():
     assert torch.allclose(grads[0], grads[1])
 
 
-def test_log_variance_gradient_is_one_minus_weighted_loss():
-    weighting = LossWeighting(WEIGHTS, "uncertainty")
+@pytest.mark.parametrize("weight_range", [math.inf, 10.0])
+def test_log_variance_gradient_is_one_minus_weighted_loss(weight_range):
+    """∂L/∂s = 1 − exp(−s)·L; bounded, s = s0 + b·tanh((r − s0)/b) adds the chain factor 1 − tanh²."""
+    weighting = LossWeighting(WEIGHTS, "uncertainty", weight_range=weight_range)
     with torch.no_grad():
         weighting.log_vars["hints"].add_(0.4)
     losses = {"reprojection": torch.tensor(0.2), "hints": torch.tensor(3.0), "smoothness": torch.tensor(5.0)}
     weighting(losses).backward()
-    for name, s in weighting.log_vars.items():
-        assert s.grad.item() == pytest.approx(1 - math.exp(-s.item()) * losses[name].item(), rel=1e-5)
-    assert weighting.weights()["hints"] == pytest.approx(0.5 * math.exp(-0.4), rel=1e-6)
+    b = math.log(weight_range)
+    for name, r in weighting.log_vars.items():
+        s0 = -math.log(WEIGHTS[name])
+        s = s0 + b * math.tanh((r.item() - s0) / b) if math.isfinite(b) else r.item()
+        chain = 1 - math.tanh((r.item() - s0) / b) ** 2 if math.isfinite(b) else 1.0
+        assert r.grad.item() == pytest.approx((1 - math.exp(-s) * losses[name].item()) * chain, rel=1e-5)
+        assert weighting.log_variances()[name].item() == pytest.approx(s, rel=1e-6)
+    expected_shift = 0.4 if math.isinf(b) else b * math.tanh(0.4 / b)
+    assert weighting.weights()["hints"] == pytest.approx(0.5 * math.exp(-expected_shift), rel=1e-6)
+
+
+def test_learned_weights_stay_within_their_range():
+    """However far the raw parameters run (the smoothness term's balance point is ~1e4), the weights
+    stay within [w/range, w·range], and the gradient still points back (never exactly 0)."""
+    weighting = LossWeighting(WEIGHTS, "uncertainty", weight_range=10.0)
+    with torch.no_grad():
+        weighting.log_vars["smoothness"].sub_(30.0)  # towards weight 1e-3·e^30
+        weighting.log_vars["reprojection"].add_(30.0)  # towards weight e^-30
+    weights = weighting.weights()
+    assert weights["smoothness"] == pytest.approx(1e-2, rel=1e-4)
+    assert weights["reprojection"] == pytest.approx(0.1, rel=1e-4)
+    assert weights["hints"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="weight_range=1.0"):
+        LossWeighting(WEIGHTS, "uncertainty", weight_range=1.0)
 
 
 def test_absent_and_switched_off_terms_are_skipped():
@@ -73,7 +96,7 @@ def test_parameters_and_state_only_in_uncertainty_mode():
     with torch.no_grad():
         learned.log_vars["reprojection"].fill_(1.5)
     copy.load_state_dict(learned.state_dict())
-    assert copy.weights()["reprojection"] == pytest.approx(math.exp(-1.5))
+    assert copy.weights()["reprojection"] == pytest.approx(math.exp(-math.log(10) * math.tanh(1.5 / math.log(10))))
 
 
 def test_build_from_config():

@@ -95,9 +95,10 @@ def test_decoder_attention_switch_removes_only_decoder_channel_attention(mlda_r1
     assert count(lean, StructureAttention) == 5 and count(lean, GlobalAttention) == 5
 
 
-def test_attention_scale_switch_reaches_every_channel_attention() -> None:
-    net = build_depth_net(attention_scale=False)
-    assert {m.scale for m in net.modules() if isinstance(m, ChannelAttention)} == {False}
+@pytest.mark.parametrize("affinity", ["raw", "scaled", "cosine"])
+def test_attention_affinity_reaches_every_channel_attention(affinity: str) -> None:
+    net = build_depth_net(attention_affinity=affinity)
+    assert {m.affinity for m in net.modules() if isinstance(m, ChannelAttention)} == {affinity}
 
 
 def test_gradients_reach_every_parameter() -> None:
@@ -121,7 +122,7 @@ def test_resnet50_reductions_receive_gradients() -> None:
 def test_structure_attention_maps_and_partial_scales() -> None:
     net = build_depth_net(scales=(1, 2)).eval()
     with torch.no_grad():
-        disparities, maps = net.forward_with_attention(torch.rand(1, 3, 64, 96))
+        disparities, maps = net(torch.rand(1, 3, 64, 96), return_attention=True)
     check_disparities(disparities, 1, 64, 96, scales=(1, 2))
     assert sorted(maps) == [1, 2, 3, 4]  # levels below the finest scale are not built
     for k, t in maps.items():
@@ -129,7 +130,7 @@ def test_structure_attention_maps_and_partial_scales() -> None:
     assert "0" not in net.decoder.reduce and "0" not in net.decoder.fuse and "0" not in net.decoder.structure_attention
     baseline = build_depth_net(variant="baseline").eval()
     with torch.no_grad():
-        assert baseline.forward_with_attention(torch.rand(1, 3, 64, 64))[1] == {}
+        assert baseline(torch.rand(1, 3, 64, 64), return_attention=True)[1] == {}
 
 
 def test_input_is_normalised_inside() -> None:

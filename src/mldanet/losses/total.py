@@ -169,7 +169,7 @@ def compute_losses_with_maps(
         terms[f"total/{scale}"] = sum(w * terms[f"{name}/{scale}"] for name, w in weights.items() if name in combined)
     terms.update({name: value.detach() for name, value in combined.items()})
     terms.update({f"weight/{name}": w for name, w in weights.items() if name in combined})
-    terms.update({f"log_var/{name}": s.detach() for name, s in weighting.log_vars.items() if name in combined})
+    terms.update({f"log_var/{name}": s for name, s in weighting.log_variances().items() if name in combined})
     return LossResult(total=total, terms=terms), maps
 
 

@@ -12,6 +12,12 @@ Between the terms k ∈ {reprojection, hints, smoothness}:
   weighting at initialisation, so the two modes log comparable totals from the first step.
   ∂L/∂s_k = 1 − exp(−s_k)·L_k: s_k settles where exp(−s_k) = 1/L_k.
 
+  Bounded: s_k = s_k⁰ + b·tanh((r_k − s_k⁰)/b) with the parameter r_k (starting at s_k⁰) and
+  b = log(``weight_range``), so each learned weight stays within [w_k/range, w_k·range] and
+  equals the fixed weighting, in value and gradient, at the first step. Unbounded, the balance
+  point 1/L_k is the trouble: the smoothness term is ~1e-4, so its weight would climb from 1e-3
+  towards 1e4, where a flat disparity map (smoothness exactly 0) becomes the cheapest answer.
+
 A term whose weight is 0 is switched off (it has no log-variance: −log 0 is infinite); a term
 missing from the losses at a step (e.g. no hints in M mode) is skipped.
 """
@@ -45,20 +51,24 @@ class LossWeighting(nn.Module):
     """Combines named scalar losses into the total, with fixed or learned (uncertainty) weights.
 
     weights: term → w_k ≥ 0 for the terms in :data:`TERMS` (0 switches a term off).
-    ``log_vars`` is a ParameterDict, empty in fixed mode: give its parameters their own
-    optimiser group without weight decay.
+    ``log_vars`` is a ParameterDict of the raw parameters r_k, empty in fixed mode: give them
+    their own optimiser group without weight decay. ``weight_range`` > 1 bounds the learned
+    weights (``math.inf``: unbounded).
     """
 
-    def __init__(self, weights: dict[str, float], mode: str = "fixed") -> None:
+    def __init__(self, weights: dict[str, float], mode: str = "fixed", weight_range: float = 10.0) -> None:
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"loss weighting mode {mode!r} is not one of {', '.join(MODES)}")
+        if not weight_range > 1:
+            raise ValueError(f"loss.weight_range={weight_range} must be greater than 1")
         for name, weight in weights.items():
             if name not in TERMS:
                 raise ValueError(f"unknown loss term {name!r}; terms are {', '.join(TERMS)}")
             if not (weight >= 0 and math.isfinite(weight)):
                 raise ValueError(f"loss weight {name}={weight} must be finite and ≥ 0")
         self.mode = mode
+        self.log_bound = math.log(weight_range)
         self.base_weights = {name: float(w) for name, w in weights.items() if w > 0}
         self.initial_log_vars = {name: -math.log(w) for name, w in self.base_weights.items()}
         self.log_vars = nn.ParameterDict()
@@ -78,7 +88,7 @@ class LossWeighting(nn.Module):
             if self.mode == "fixed":
                 parts.append(self.base_weights[name] * value)
             else:
-                s = self.log_vars[name]
+                s = self.log_variance(name)
                 parts.append(torch.exp(-s) * value + (s - self.initial_log_vars[name]))
         if not parts:
             raise ValueError(
@@ -86,11 +96,22 @@ class LossWeighting(nn.Module):
             )
         return torch.stack(parts).sum()
 
+    def log_variance(self, name: str) -> Tensor:
+        """The bounded log-variance s_k of a learned term (a scalar that carries gradient to r_k)."""
+        raw, initial = self.log_vars[name], self.initial_log_vars[name]
+        if math.isinf(self.log_bound):
+            return raw
+        return initial + self.log_bound * torch.tanh((raw - initial) / self.log_bound)
+
+    def log_variances(self) -> dict[str, Tensor]:
+        """s_k of every learned term, detached (empty in fixed mode)."""
+        return {name: self.log_variance(name).detach() for name in self.log_vars}
+
     def weight_tensors(self) -> dict[str, Tensor]:
         """The current effective weights as detached scalar tensors (no device synchronisation)."""
         if self.mode == "fixed":
             return {name: torch.tensor(w) for name, w in self.base_weights.items()}
-        return {name: torch.exp(-s.detach()) for name, s in self.log_vars.items()}
+        return {name: torch.exp(-s) for name, s in self.log_variances().items()}
 
     def weights(self) -> dict[str, float]:
         """The current effective weight of every active term (w_k, or exp(−s_k) when learned)."""
@@ -98,10 +119,11 @@ class LossWeighting(nn.Module):
 
 
 def build_loss_weighting(config: LossConfig) -> LossWeighting:
-    """The weighting selected by ``loss.weighting`` with (1, loss.hints_weight, loss.smoothness_weight)."""
+    """The weighting selected by ``loss.weighting`` with (1, loss.hints_weight, loss.smoothness_weight),
+    learned weights bounded by ``loss.weight_range``."""
     for key in ("hints_weight", "smoothness_weight"):
         value = getattr(config, key)
         if not (value >= 0 and math.isfinite(value)):
             raise ValueError(f"loss.{key}={value} must be finite and ≥ 0")
     weights = {"reprojection": 1.0, "hints": config.hints_weight, "smoothness": config.smoothness_weight}
-    return LossWeighting(weights, mode=config.weighting)
+    return LossWeighting(weights, mode=config.weighting, weight_range=config.weight_range)

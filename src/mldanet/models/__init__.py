@@ -17,17 +17,22 @@ def build_depth_net(
     pretrained: bool = False,
     scales: Sequence[int] = (0, 1, 2, 3),
     decoder_attention: bool = True,
-    attention_scale: bool = True,
+    attention_affinity: str = "cosine",
     weights_path: str | Path | None = None,
+    structure_attention: str = "residual",
 ) -> DepthNet:
     """The depth network; ``forward(image)`` maps B×3×H×W in [0, 1] to {scale: B×1×H/2^s×W/2^s disparity}.
 
     backbone: "resnet18" | "resnet50"; variant: "mlda" | "baseline"; pretrained: ImageNet weights
     through torchvision (a clear error offline); weights_path: a local torchvision state dict
     (wins over ``pretrained``); decoder_attention: channel attention in the decoder;
-    attention_scale: 1/sqrt(hw) in the channel-attention softmax.
+    attention_affinity: the channel attention's affinity, "cosine" | "scaled" | "raw"
+    (``ChannelAttention``); structure_attention: the
+    structure attention's form, "residual" | "guided" | "seed" (``StructureAttention``).
     """
-    return DepthNet(backbone, variant, pretrained, scales, decoder_attention, attention_scale, weights_path)
+    return DepthNet(
+        backbone, variant, pretrained, scales, decoder_attention, attention_affinity, weights_path, structure_attention
+    )
 
 
 def build_pose_net(pretrained: bool = False, weights_path: str | Path | None = None) -> PoseNet:
@@ -43,6 +48,7 @@ def depth_net_from_config(model, pretrained: bool = False, weights_path: str | P
         pretrained=pretrained,
         scales=tuple(model.scales),
         decoder_attention=model.decoder_attention,
-        attention_scale=model.attention_scale,
+        attention_affinity=model.attention_affinity,
         weights_path=weights_path,
+        structure_attention=model.structure_attention,
     )

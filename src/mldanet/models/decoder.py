@@ -4,7 +4,7 @@ From x = the deepest feature level, for k = 4..0:
     f_l = ConvBlock(x) → D_k                        (at H/2^(k+1))
     u   = nearest ×2 of f_l, concatenated with skip level k when k > 0; CA(u) when enabled
     f_h = ConvBlock(u) → D_k                        (at H/2^k)
-    x   = SA(f_l, f_h) when enabled, else f_h
+    x   = SA(f_l, f_h) when enabled (by default f_h refined residually), else f_h
     disp_k = sigmoid(Conv3×3(x)) for k in scales
 With CA and SA off this is monodepth2's U-Net depth decoder.
 """
@@ -54,8 +54,9 @@ class Decoder(nn.Module):
         scales: Sequence[int] = (0, 1, 2, 3),
         channel_attention: bool = True,
         structure_attention: bool = True,
-        attention_scale: bool = True,
+        attention_affinity: str = "cosine",
         widths: Sequence[int] = DECODER_CHANNELS,
+        structure_form: str = "residual",
     ) -> None:
         super().__init__()
         if len(skip_channels) != 5 or len(widths) != 5:
@@ -75,18 +76,18 @@ class Decoder(nn.Module):
         # Level 0 has no skip connection, hence no CA.
         self.channel_attention = (
             nn.ModuleDict(
-                {str(k): ChannelAttention(widths[k] + skip_channels[k - 1], attention_scale) for k in levels if k > 0}
+                {str(k): ChannelAttention(widths[k] + skip_channels[k - 1], attention_affinity) for k in levels if k > 0}
             )
             if channel_attention
             else None
         )
         self.structure_attention = (
-            nn.ModuleDict({str(k): StructureAttention(widths[k]) for k in levels}) if structure_attention else None
+            nn.ModuleDict({str(k): StructureAttention(widths[k], form=structure_form) for k in levels}) if structure_attention else None
         )
         self.heads = nn.ModuleDict({str(s): ReflectConv3x3(widths[s], 1) for s in self.scales})
 
     def forward(self, features: Sequence[Tensor]) -> tuple[dict[int, Tensor], dict[int, Tensor]]:
-        """→ (disparities by scale, SA attention maps T by level k at H/2^(k+1); empty without SA)."""
+        """→ (disparities by scale, SA gates T by level k at H/2^(k+1); empty without SA)."""
         disparities: dict[int, Tensor] = {}
         attention_maps: dict[int, Tensor] = {}
         x = features[4]

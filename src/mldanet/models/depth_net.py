@@ -25,7 +25,8 @@ class DepthNet(nn.Module):
     """B×3×H×W image in [0, 1] (H, W multiples of 32) → {scale s: B×1×H/2^s×W/2^s disparity in (0, 1)}.
 
     ``variant="mlda"``: both MLFE branches fused by global attention per level, decoder with
-    channel attention (unless ``decoder_attention=False``) and structure attention.
+    channel attention (unless ``decoder_attention=False``) and structure attention of the form
+    ``structure_attention`` ("residual" | "guided" | "seed", see :class:`StructureAttention`).
     ``variant="baseline"``: image branch, GA, decoder CA and SA all off, which is monodepth2's
     ResNet + U-Net (``decoder_attention`` is then ignored).
     """
@@ -37,8 +38,9 @@ class DepthNet(nn.Module):
         pretrained: bool = False,
         scales: Sequence[int] = (0, 1, 2, 3),
         decoder_attention: bool = True,
-        attention_scale: bool = True,
+        attention_affinity: str = "cosine",
         weights_path: str | Path | None = None,
+        structure_attention: str = "residual",
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
@@ -49,19 +51,24 @@ class DepthNet(nn.Module):
         mlda = variant == "mlda"
         self.image_branch = ImageBranch() if mlda else None
         self.global_attention = (
-            nn.ModuleList(GlobalAttention(c, attention_scale) for c in LEVEL_CHANNELS) if mlda else None
+            nn.ModuleList(GlobalAttention(c, attention_affinity) for c in LEVEL_CHANNELS) if mlda else None
         )
         self.decoder = Decoder(
             LEVEL_CHANNELS,
             scales=scales,
             channel_attention=mlda and decoder_attention,
             structure_attention=mlda,
-            attention_scale=attention_scale,
+            attention_affinity=attention_affinity,
+            structure_form=structure_attention,
         )
         self.scales = self.decoder.scales
 
-    def forward_with_attention(self, image: Tensor) -> tuple[dict[int, Tensor], dict[int, Tensor]]:
-        """→ (disparities, structure-attention maps T by decoder level k, B×1×H/2^(k+1)×W/2^(k+1))."""
+    def forward(
+        self, image: Tensor, return_attention: bool = False
+    ) -> dict[int, Tensor] | tuple[dict[int, Tensor], dict[int, Tensor]]:
+        """→ disparities; with ``return_attention`` also the structure-attention gates T by decoder
+        level k (B×1×H/2^(k+1)×W/2^(k+1), empty for the baseline), which the trainer's collapse
+        monitor watches. A keyword of ``forward`` (not a second method) so that DDP wrappers pass it."""
         if image.dim() != 4 or image.shape[1] != 3:
             raise ValueError(f"depth network input must be B×3×H×W, got shape {tuple(image.shape)}")
         height, width = image.shape[-2:]
@@ -71,7 +78,8 @@ class DepthNet(nn.Module):
         features = self.encoder(x)
         if self.image_branch is not None and self.global_attention is not None:
             features = [ga(c, d) for ga, c, d in zip(self.global_attention, features, self.image_branch(x))]
-        return self.decoder(features)
+        disparities, gates = self.decoder(features)
+        return (disparities, gates) if return_attention else disparities
 
     @torch.no_grad()
     def init_head_bias(self, logit: float) -> None:
@@ -83,6 +91,3 @@ class DepthNet(nn.Module):
         """
         for head in self.decoder.heads.values():
             head.bias.fill_(logit)
-
-    def forward(self, image: Tensor) -> dict[int, Tensor]:
-        return self.forward_with_attention(image)[0]
