@@ -90,3 +90,25 @@ def test_config_file_errors_name_the_file(tmp_path):
     bad.write_text("optim: {nope: 1}\n")
     with pytest.raises(ValueError, match=r"bad.yaml: unknown config key 'optim.nope'"):
         load_config_file(bad)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optim.clip_grad_norm=-1", r"optim.clip_grad_norm=-1.0 must be 0 \(off\) or positive"),
+        ("optim.clip_grad_norm=.nan", r"optim.clip_grad_norm=nan must be 0 \(off\) or positive"),
+        ("train.collapse_threshold=-1e-3", r"train.collapse_threshold=-0.001 must be 0 \(off\) or positive"),
+        ("train.collapse_patience=0", "train.collapse_patience=0 must be at least 1"),
+        ("train.stop_on_collapse=maybe", "config key train.stop_on_collapse: cannot use 'maybe' as bool"),
+    ],
+)
+def test_guard_keys_are_validated_by_name(override, message):
+    with pytest.raises(ValueError, match=message):
+        apply_overrides(Config(), [override]).validate()
+
+
+def test_guards_are_on_by_default_in_every_preset():
+    for name in preset_names():
+        c = load_preset(name)
+        assert c.optim.clip_grad_norm == 5.0 and c.train.collapse_threshold == 1e-3
+        assert c.train.collapse_patience == 20 and c.train.stop_on_collapse is False

@@ -25,7 +25,8 @@ class ModelConfig:
     backbone: str = "resnet18"  # resnet18 | resnet50
     variant: str = "mlda"  # mlda | baseline
     decoder_attention: bool = True  # channel attention in the decoder (DESIGN §2 step 2)
-    attention_scale: bool = True  # 1/sqrt(hw) inside the channel-attention softmax
+    attention_affinity: str = "cosine"  # cosine | scaled | raw (models/attention.py ChannelAttention)
+    structure_attention: str = "residual"  # residual | guided | seed (models/attention.py StructureAttention)
     scales: tuple[int, ...] = (0, 1, 2, 3)
     weights_init: str = "pretrained"  # pretrained | scratch | path to a torchvision state dict
     init_depth: float = 0.0  # > 0: a new run's disparity heads start at this depth (training units); 0: PyTorch's init
@@ -51,6 +52,7 @@ class LossConfig:
     hints_weight: float = 1.0
     use_hints: bool = True
     weighting: str = "fixed"  # fixed | uncertainty
+    weight_range: float = 10.0  # uncertainty: each learned weight stays within [w/range, w·range] (.inf: unbounded)
     automask: bool = True
     min_depth: float = 0.1
     max_depth: float = 100.0
@@ -68,6 +70,7 @@ class OptimConfig:
     max_steps: int = 0  # 0: run all epochs
     weight_decay: float = 0.0
     pose_lr_scale: float = 1.0
+    clip_grad_norm: float = 5.0  # clip the global gradient norm of the depth and pose networks to this; 0: off
 
 
 @dataclass
@@ -85,7 +88,10 @@ class TrainConfig:
     max_val_batches: int = 0  # 0: the whole validation split
     sync_bn: bool = False  # under torchrun: batch-norm statistics over the samples of every rank
     profile_steps: int = 0  # > 0: torch.profiler trace of that many steps in <out>/profile/
-    max_bad_steps: int = 5  # stop (after a checkpoint) at this many consecutive non-finite losses
+    max_bad_steps: int = 5  # stop (after a checkpoint) at this many consecutive non-finite losses or gradient norms
+    collapse_threshold: float = 1e-3  # a disparity map whose variation (std / mean) is below this is flat; 0: never
+    collapse_patience: int = 20  # this many consecutive flat steps: the decoder has collapsed (a warning)
+    stop_on_collapse: bool = False  # on collapse, stop naming the last healthy checkpoint instead of warning
 
     @property
     def frame_ids(self) -> tuple[FrameId, ...]:
@@ -114,9 +120,13 @@ class Config:
         return plain(asdict(self))
 
     def validate(self) -> None:
+        from mldanet.models.attention import AFFINITIES, STRUCTURE_ATTENTION_FORMS
+
         choices = {
             "model.backbone": (self.model.backbone, ("resnet18", "resnet50")),
             "model.variant": (self.model.variant, ("mlda", "baseline")),
+            "model.structure_attention": (self.model.structure_attention, STRUCTURE_ATTENTION_FORMS),
+            "model.attention_affinity": (self.model.attention_affinity, AFFINITIES),
             "loss.weighting": (self.loss.weighting, ("fixed", "uncertainty")),
             "optim.schedule": (self.optim.schedule, ("step", "cosine")),
             "train.mode": (self.train.mode, MODES),
@@ -139,6 +149,13 @@ class Config:
             )
         if self.train.max_bad_steps < 1:
             raise ValueError(f"train.max_bad_steps={self.train.max_bad_steps} must be at least 1")
+        # `not x >= 0` also refuses NaN.
+        if not self.optim.clip_grad_norm >= 0:
+            raise ValueError(f"optim.clip_grad_norm={self.optim.clip_grad_norm} must be 0 (off) or positive")
+        if not self.train.collapse_threshold >= 0:
+            raise ValueError(f"train.collapse_threshold={self.train.collapse_threshold} must be 0 (off) or positive")
+        if self.train.collapse_patience < 1:
+            raise ValueError(f"train.collapse_patience={self.train.collapse_patience} must be at least 1")
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:

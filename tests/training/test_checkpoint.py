@@ -7,6 +7,7 @@ import torch
 from mldanet.config import Config
 from mldanet.training.checkpoint import (
     FORMAT,
+    checkpoint_config,
     load_checkpoint,
     read_checkpoint_config,
     remove_partial_writes,
@@ -111,3 +112,16 @@ def test_partial_writes_of_a_killed_process_are_removed(tmp_path):
     assert remove_partial_writes(tmp_path) == [stale]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"] and load_checkpoint(good)["step"] == 1
     assert remove_partial_writes(tmp_path / "absent") == []
+
+
+@pytest.mark.parametrize(
+    ("legacy", "affinity"), [({"attention_scale": True}, "scaled"), ({"attention_scale": False}, "raw"), ({}, "scaled")]
+)
+def test_checkpoints_from_before_the_attention_forms_load_with_the_forms_they_used(legacy, affinity):
+    """Their model sections have no form keys (and may have attention_scale): they were trained with
+    the replacing structure attention and the dot-product channel attention, not today's defaults."""
+    model = {k: v for k, v in Config().to_dict()["model"].items() if k not in ("attention_affinity", "structure_attention")}
+    config = checkpoint_config({"config": {**Config().to_dict(), "model": {**model, **legacy}}})
+    assert (config.model.attention_affinity, config.model.structure_attention) == (affinity, "guided")
+    today = checkpoint_config({"config": Config().to_dict()})
+    assert (today.model.attention_affinity, today.model.structure_attention) == ("cosine", "residual")

@@ -19,7 +19,7 @@ from mldanet.cli import main
 from mldanet.config import save_config
 from mldanet.training.checkpoint import load_checkpoint
 from mldanet.training.datasets import build_datasets
-from mldanet.training.trainer import Trainer
+from mldanet.training.trainer import NonFiniteLossError, Trainer
 from mldanet.types import LossResult
 from tests.checkpoints import write_checkpoint
 
@@ -93,7 +93,9 @@ def test_checkpoint_write_failing_half_way_keeps_the_previous_one(kitti_fixture,
     monkeypatch.undo()
     folder = tmp_path / "run" / "checkpoints"
     assert load_checkpoint(folder / "last.pt")["step"] == 1
-    assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "last.pt"]  # no half-written file left
+    # No half-written file left; healthy.pt is step 1's last.pt, kept while step 2's was being written.
+    assert sorted(p.name for p in folder.iterdir()) == ["config.yaml", "healthy.pt", "last.pt"]
+    assert (folder / "healthy.pt").samefile(folder / "last.pt")
     state = Trainer(config, build_datasets(config)[0], resume=folder / "last.pt", progress=False).train()
     assert state.step == 3
 
@@ -145,6 +147,43 @@ def test_consecutive_non_finite_losses_stop_the_run_after_a_checkpoint(kitti_fix
     checkpoint = load_checkpoint(last)
     assert checkpoint["step"] == 2 and checkpoint["skipped_steps"] == 2 and checkpoint["bad_steps"] == 2
     assert all(torch.equal(v, initial[k]) for k, v in checkpoint["depth_net"].items())
+
+
+def nan_gradients_on_steps(trainer: Trainer, steps: set[int] | None) -> None:
+    """Make the gradient of one depth-network weight NaN in the given backward passes (1-based; None: all)."""
+    count = []
+
+    def poison(grad):
+        count.append(1)
+        return grad * math.nan if steps is None or len(count) in steps else grad
+
+    next(trainer.depth_net.parameters()).register_hook(poison)
+
+
+def test_a_non_finite_gradient_norm_skips_the_update_and_is_counted(kitti_fixture, tmp_path, capsys):
+    config = small_config(kitti_fixture, tmp_path / "run", mode="S", max_steps=3, checkpoint_every=100)
+    trainer = Trainer(config, build_datasets(config)[0], progress=False)
+    nan_gradients_on_steps(trainer, {2})
+    state = trainer.train()
+    assert state.step == 3 and state.skipped_steps == 1 and state.bad_steps == 0
+    assert [h["train/skipped_steps"] for h in state.history] == [0.0, 1.0, 1.0]
+    norms = [h["train/grad_norm"] for h in state.history]
+    assert math.isfinite(norms[0]) and math.isnan(norms[1]) and math.isfinite(norms[2])
+    loss = state.history[1]["loss/total"]
+    assert math.isfinite(loss)
+    assert f"step 2: non-finite gradient norm (nan, loss {loss:.4f}), update skipped (1 skipped so far)" in capsys.readouterr().out
+    assert {int(s["step"]) for s in trainer.optimizer.state_dict()["state"].values()} == {2}
+
+
+def test_consecutive_non_finite_gradient_norms_stop_the_run(kitti_fixture, tmp_path):
+    config = small_config(kitti_fixture, tmp_path / "run", mode="S", max_steps=4, checkpoint_every=100, train={"max_bad_steps": 2})
+    trainer = Trainer(config, build_datasets(config)[0], progress=False)
+    initial = {k: v.clone() for k, v in trainer.depth_net.state_dict().items()}
+    nan_gradients_on_steps(trainer, None)
+    with pytest.raises(NonFiniteLossError, match=r"^2 consecutive non-finite gradient norms at step 2 \(2 skipped in all\)"):
+        trainer.train()
+    # Neither the weights nor the batch-norm statistics moved.
+    assert all(torch.equal(v, initial[k]) for k, v in load_checkpoint(tmp_path / "run")["depth_net"].items())
 
 
 def test_resume_auto_and_torchrun_restarts_continue_from_last_pt(kitti_fixture, tmp_path, monkeypatch, capsys):

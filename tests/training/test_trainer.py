@@ -29,6 +29,16 @@ def test_two_steps_in_each_mode_write_a_checkpoint(kitti_fixture, tmp_path, mode
     assert any(h.get("loss/reprojection", 0) > 0 for h in ckpt["history"])
     if "S" in mode:
         assert any("loss/hints" in h for h in ckpt["history"])
+    # The guards' statistics, every step under their own names: an untrained map is far from flat.
+    for h in ckpt["history"]:
+        assert 0 < h["train/grad_norm"] < float("inf") and 1e-3 < h["collapse/disp_variation"] < 1
+        gates = sorted(k for k in h if k.startswith("gates/"))
+        if variant == "mlda":
+            assert gates == [f"gates/{k}/{s}" for k in range(5) for s in ("mean", "saturated")]
+            assert all(0.2 < h[f"gates/{k}/mean"] < 0.8 and 0 <= h[f"gates/{k}/saturated"] < 0.5 for k in range(5))
+        else:
+            assert gates == []
+    assert ckpt["collapse_monitor"]["streak"] == 0
 
 
 def test_init_depth_starts_the_untrained_network_at_that_depth(kitti_fixture, tmp_path):
@@ -97,3 +107,39 @@ def test_validation_computes_metrics_and_keeps_the_best(kitti_fixture, tmp_path)
     assert len(validation) == 1 and 0 < validation[0]["val/abs_rel"] < 10
     best = load_checkpoint(tmp_path / "val" / "checkpoints" / "best.pt")
     assert best["best_abs_rel"] == pytest.approx(validation[0]["val/abs_rel"])
+
+
+def one_step_gradients(fixture, out, monkeypatch, clip: float) -> tuple[Trainer, dict]:
+    """One MS step with learned loss weights; the gradients as the optimizer receives them."""
+    config = small_config(fixture, out, mode="MS", max_steps=1, checkpoint_every=100, clip_grad_norm=clip, loss={"weighting": "uncertainty"})
+    trainer = Trainer(config, build_datasets(config)[0], progress=False)
+    seen = {}
+    real_step = trainer.optimizer.step
+
+    def step(*args, **kwargs):
+        networks = [p.grad.double() for net in (trainer.depth_net, trainer.pose_net) for p in net.parameters() if p.grad is not None]
+        seen["norm"] = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in networks])).item()
+        seen["weighting"] = [p.grad.clone() for p in trainer.weighting.parameters()]
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(trainer.optimizer, "step", step)
+    trainer.train()
+    return trainer, seen
+
+
+def test_gradient_norm_is_logged_before_clipping_and_clipped_to_the_limit(kitti_fixture, tmp_path, monkeypatch):
+    free, unclipped = one_step_gradients(kitti_fixture, tmp_path / "free", monkeypatch, clip=0.0)
+    (logged,) = [h["train/grad_norm"] for h in free.state.history]
+    assert "loss/train/grad_norm" not in free.state.history[0]
+    assert logged == pytest.approx(unclipped["norm"], rel=1e-5)
+    assert unclipped["norm"] > 0
+
+    limit = unclipped["norm"] / 10
+    clipped_run, clipped = one_step_gradients(kitti_fixture, tmp_path / "clipped", monkeypatch, clip=limit)
+    # The same step, so the same norm before clipping; after it, the limit (clip_grad_norm_ divides by norm + 1e-6).
+    assert clipped_run.state.history[0]["train/grad_norm"] == pytest.approx(unclipped["norm"], rel=1e-5)
+    assert clipped["norm"] == pytest.approx(limit * unclipped["norm"] / (unclipped["norm"] + 1e-6), rel=1e-5)
+    # The learned loss weights are not clipped.
+    assert clipped["weighting"] and all(
+        torch.equal(a, b) for a, b in zip(clipped["weighting"], unclipped["weighting"], strict=True)
+    )

@@ -72,6 +72,26 @@ def _is_disk_full(error: BaseException | None) -> bool:
     return False
 
 
+def link_checkpoint(path: str | Path, target: str | Path) -> Path:
+    """Make ``target`` the same file as ``path`` (a hard link: no copy, no extra disk), atomically:
+    ``target`` is replaced whole or not at all. Where hard links are refused (FAT, some network
+    filesystems) the file is copied."""
+    path, target = Path(path), Path(target)
+    # Named like save_checkpoint's temporary files, so that remove_partial_writes clears a killed one.
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(path, tmp)
+        except OSError:
+            shutil.copyfile(path, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
 def remove_partial_writes(folder: str | Path) -> list[Path]:
     """Delete the temporary files of writes that a killed process left in ``folder``.
 
@@ -84,16 +104,22 @@ def remove_partial_writes(folder: str | Path) -> list[Path]:
     return stale
 
 
+def resolve_checkpoint_path(path: str | Path) -> Path:
+    """A run folder stands for its ``checkpoints/last.pt`` (or a folder of checkpoints for its ``last.pt``)."""
+    path = Path(path)
+    if path.is_dir():
+        candidate = path / "checkpoints" / "last.pt"
+        return candidate if candidate.is_file() else path / "last.pt"
+    return path
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True``; every failure names the file.
 
     mmap: map the tensors from the file instead of reading them (nothing is read until a tensor
     is used), for callers that only need the config or the counters.
     """
-    path = Path(path)
-    if path.is_dir():
-        candidate = path / "checkpoints" / "last.pt"
-        path = candidate if candidate.is_file() else path / "last.pt"
+    path = resolve_checkpoint_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
@@ -111,7 +137,21 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
 
 
 def checkpoint_config(payload: dict[str, Any]) -> Config:
-    return config_from_dict(payload["config"])
+    config = payload["config"]
+    model = config.get("model") if isinstance(config, dict) else None
+    if isinstance(model, dict):
+        config = {**config, "model": _upgraded_model_section(model)}
+    return config_from_dict(config)
+
+
+def _upgraded_model_section(model: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's model section in today's keys: checkpoints written before the attention
+    forms were selectable used the forms of their day, which are no longer the defaults."""
+    model = dict(model)
+    if "attention_affinity" not in model:
+        model["attention_affinity"] = "scaled" if model.pop("attention_scale", True) else "raw"
+    model.setdefault("structure_attention", "guided")
+    return model
 
 
 def read_checkpoint_config(path: str | Path) -> Config:

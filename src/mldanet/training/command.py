@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     from mldanet.training import distributed
     from mldanet.training.checkpoint import read_checkpoint_config
     from mldanet.training.datasets import build_datasets
-    from mldanet.training.trainer import NonFiniteLossError, Trainer
+    from mldanet.training.trainer import Trainer, TrainingStopped
 
     resume = resume_checkpoint(args)
     base = read_checkpoint_config(resume) if resume is not None else None
@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
                   + (f", resumed at step {trainer.state.step} from {resume}" if resume is not None else "")
                   + f" -> {config.train.out}")
         state = trainer.train()
-    except NonFiniteLossError as error:
+    except TrainingStopped as error:
         if main:
             print(f"mldanet train: stopped: {error}", file=sys.stderr)
         return 1

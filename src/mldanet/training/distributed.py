@@ -13,7 +13,7 @@ gradients) as one process holding every rank's samples.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -108,11 +108,11 @@ def wrap(module: nn.Module, device: torch.device) -> nn.Module:
     return DistributedDataParallel(module, device_ids=device_ids)
 
 
-def all_ranks_agree(flag: bool, device: torch.device) -> bool:
-    """``flag`` on every rank (a logical AND), so that all ranks take the same branch."""
-    value = torch.tensor([int(flag)], device=device)
-    dist.all_reduce(value, op=dist.ReduceOp.MIN)
-    return bool(value.item())
+def all_ranks_agree(flags: Sequence[bool], device: torch.device) -> list[bool]:
+    """Each of ``flags`` on every rank (a logical AND, one all-reduce), so that all ranks take the same branches."""
+    values = torch.tensor([int(flag) for flag in flags], device=device)
+    dist.all_reduce(values, op=dist.ReduceOp.MIN)
+    return [bool(v) for v in values.tolist()]
 
 
 def gather_ints(value: int, device: torch.device) -> list[int]:

@@ -10,6 +10,30 @@ global batch with DDP-wrapped networks; since a sample's data and noise depend o
 index, the union of the ranks' batches is the single-process batch of ``batch_size × world
 size`` samples. Rank 0 alone logs, validates and writes checkpoints (of the unwrapped networks,
 so they load in a single process).
+
+Guards. Every step clips the global gradient norm of the depth and pose networks to
+``optim.clip_grad_norm`` (after fp16 unscaling; the learned loss weights, a few scalars with a
+meaning of their own, are left alone) and logs the norm before clipping as ``train/grad_norm``.
+A step whose loss or gradient norm is not finite is skipped (under fp16 a non-finite gradient is
+the GradScaler's to skip, as part of its scale search). The collapse monitor
+(:mod:`mldanet.training.collapse`) reads each step's finest disparity and the structure-attention
+gates of the same forward pass; the progress bar shows ``flat=N`` while the map is flat, and a
+collapse is reported once (or stops the run with :class:`CollapseError` under
+``train.stop_on_collapse``). Under torchrun the map counts as flat when it is flat on every rank,
+so that all ranks count alike. The monitor's streak is in the checkpoint: a resumed run goes on
+counting.
+
+The healthy checkpoint. A step runs with the weights of the last update, so the step after a
+checkpoint is written tells whether that checkpoint's map is healthy (not flat). Before
+``checkpoints/last.pt`` is replaced, it is kept as ``checkpoints/healthy.pt`` (a hard link, no
+copy) if it is the newest checkpoint known healthy; ``healthy.pt`` is removed as soon as a newer
+``last.pt`` is seen healthy. So ``healthy.pt`` exists only while ``last.pt`` is not known healthy
+(for one step after each write, and while the map is flat), a healthy run takes no more disk than
+the old checkpoint plus the one being written, and a flat one takes one checkpoint more.
+``healthy_checkpoint`` holds the (path, step) that collapse messages name. Two exceptions to
+"seen healthy": the final checkpoint of a run has no step after it, and a run that ends with a
+healthy map counts it healthy; a resumed run knows the checkpoint it resumed from (judged by its
+first step) and a ``healthy.pt`` it finds in the run folder.
 """
 
 from __future__ import annotations
@@ -35,22 +59,37 @@ from mldanet.models import build_pose_net, depth_net_from_config
 from mldanet.training import distributed
 from mldanet.training.checkpoint import (
     checkpoint_config,
+    link_checkpoint,
     load_checkpoint,
     load_state_dict_checked,
     remove_partial_writes,
+    resolve_checkpoint_path,
     save_checkpoint,
 )
+from mldanet.training.collapse import CollapseMonitor, map_statistics
 from mldanet.training.profiling import StepProfiler
 from mldanet.training.sampler import EpochBatchSampler
 from mldanet.training.schedule import lr_factor
 from mldanet.types import STEREO, Batch, LossResult, collate_samples
 
+# Logged terms that keep their names (the guards' and the monitor's, the learned weights, the
+# learning rate); every other term is a loss, logged as loss/<term>.
+UNPREFIXED_TERMS = ("weight/", "log_var/", "lr", "train/", "collapse/", "gates/")
+
 # Model fields a resumed run must share with its checkpoint (the others do not change the weights).
-ARCHITECTURE_KEYS = ("backbone", "variant", "decoder_attention", "scales")
+ARCHITECTURE_KEYS = ("backbone", "variant", "decoder_attention", "structure_attention", "scales")
 
 
-class NonFiniteLossError(RuntimeError):
-    """``train.max_bad_steps`` consecutive non-finite losses; a checkpoint was written first."""
+class TrainingStopped(RuntimeError):
+    """A guard stopped the run; the message, one line, says why and what to do (`mldanet train` exits 1)."""
+
+
+class NonFiniteLossError(TrainingStopped):
+    """``train.max_bad_steps`` consecutive non-finite losses or gradient norms; a checkpoint was written first."""
+
+
+class CollapseError(TrainingStopped):
+    """The disparity map stayed flat for ``train.collapse_patience`` steps, under ``train.stop_on_collapse``."""
 
 
 @dataclass
@@ -62,6 +101,24 @@ class TrainState:
     bad_steps: int = 0
     skipped_steps: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class StepOutcome:
+    """What one training step did.
+
+    loss, variation: the loss and the monitor's disparity variation, read back together.
+    flat: the monitor's verdict on the weights the step ran with (all ranks agreeing); None after
+    a non-finite loss, which says nothing about the map. skipped: "" when the networks were
+    updated, else what was not finite ("loss" or "gradient norm").
+    """
+
+    disps: dict[int, Tensor]
+    result: LossResult
+    loss: float
+    variation: float
+    flat: bool | None
+    skipped: str = ""
 
 
 def seed_everything(seed: int) -> None:
@@ -138,6 +195,7 @@ class Trainer:
             if self.pose_net is not None:
                 self.pose_net = distributed.convert_batchnorm(self.pose_net, self.device)
         self.weighting = build_loss_weighting(config.loss).to(self.device)
+        self.clipped_parameters = [p for net in (self.depth_net, self.pose_net) if net is not None for p in net.parameters()]
 
         groups = [{"params": list(self.depth_net.parameters()), "lr_scale": 1.0, "weight_decay": config.optim.weight_decay}]
         if self.pose_net is not None:
@@ -164,6 +222,14 @@ class Trainer:
         if config.optim.max_steps:
             self.total_steps = min(self.total_steps, config.optim.max_steps)
         self.state = TrainState()
+        self.monitor = CollapseMonitor(config.train.collapse_threshold, config.train.collapse_patience)
+        self.last_path = self.out / "checkpoints" / "last.pt"
+        self.healthy_path = self.out / "checkpoints" / "healthy.pt"
+        # (path, step): the newest checkpoint seen healthy, and the one holding the current weights
+        # until a step has run with them (see the module docstring).
+        self.healthy_checkpoint: tuple[Path, int] | None = None
+        self._unseen: tuple[Path, int] | None = None
+        self._bad_kinds: set[str] = set()
         if resume is not None:
             self._load(resume)
         # The networks the training steps run: DDP wrappers under torchrun. Validation, logging and
@@ -194,17 +260,39 @@ class Trainer:
             "bad_steps": self.state.bad_steps,
             "skipped_steps": self.state.skipped_steps,
             "history": self.state.history,
+            "collapse_monitor": self.monitor.state_dict(),
             "world_size": self.dist.world_size,
             "rng": rng_state(),
         }
 
     def save(self, name: str = "last.pt") -> Path:
-        """Write the checkpoint (rank 0 only; other ranks just return its path)."""
+        """Write the checkpoint (rank 0 only; other ranks just return its path).
+
+        ``last.pt`` is not known healthy until the next step: a healthy one it replaces is kept first.
+        """
         path = self.out / "checkpoints" / name
+        last = name == "last.pt"
+        if last:
+            self._keep_healthy()
         if self.dist.is_main:
             save_checkpoint(self.checkpoint_payload(), path)
             save_config(self.config, self.out / "checkpoints" / "config.yaml")
+        if last:
+            self._unseen = (path, self.state.step)
         return path
+
+    def _keep_healthy(self) -> None:
+        """If ``last.pt`` is the newest checkpoint known healthy, keep it as ``healthy.pt`` (a hard link)."""
+        if self.healthy_checkpoint is not None and _same_path(self.healthy_checkpoint[0], self.last_path):
+            if self.dist.is_main:
+                link_checkpoint(self.last_path, self.healthy_path)
+            self.healthy_checkpoint = (self.healthy_path, self.healthy_checkpoint[1])
+
+    def _seen_healthy(self, checkpoint: tuple[Path, int]) -> None:
+        self.healthy_checkpoint = checkpoint
+        if self.dist.is_main and _same_path(checkpoint[0], self.last_path):
+            # last.pt is healthy and newer: the older copy is no longer needed.
+            self.healthy_path.unlink(missing_ok=True)
 
     def _load(self, resume: str | Path) -> None:
         payload = load_checkpoint(resume, map_location=self.device)
@@ -227,6 +315,12 @@ class Trainer:
             skipped_steps=payload.get("skipped_steps", 0),
             history=list(payload.get("history", [])),
         )
+        if "collapse_monitor" in payload:
+            self.monitor.load_state_dict(payload["collapse_monitor"])
+        source = resolve_checkpoint_path(source)
+        self._unseen = (source, self.state.step)
+        if self.healthy_path.is_file() and not _same_path(source, self.healthy_path):
+            self.healthy_checkpoint = (self.healthy_path, int(load_checkpoint(self.healthy_path, mmap=True)["step"]))
         set_rng_state(payload["rng"])
 
     def _check_resumable(self, payload: dict[str, Any], source: Path) -> None:
@@ -274,11 +368,12 @@ class Trainer:
 
     def forward_losses(
         self, batch: Batch, epoch: int, nets: tuple[nn.Module, nn.Module | None] | None = None
-    ) -> tuple[dict[int, Tensor], LossResult]:
-        """Disparities and losses; ``nets`` (depth, pose) replace the plain networks (the DDP wrappers)."""
+    ) -> tuple[dict[int, Tensor], LossResult, dict[int, Tensor]]:
+        """Disparities, losses and the structure-attention gates by decoder level (empty for the
+        baseline); ``nets`` (depth, pose) replace the plain networks (the DDP wrappers)."""
         depth_net, pose_net = nets or (self.depth_net, self.pose_net)
         with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-            disps = depth_net(self._to_input(batch.net_images[0]))
+            disps, gates = depth_net(self._to_input(batch.net_images[0]), return_attention=True)
             transforms = self.compute_transforms(batch, pose_net)
         disps = {s: d.float() for s, d in disps.items()}
         loss_batch = batch if self.use_hints else _without_hints(batch)
@@ -290,7 +385,7 @@ class Trainer:
             self.weighting,
             noise_seed=sample_noise_seeds(self.config.train.seed, epoch, batch.index),
         )
-        return disps, result
+        return disps, result, gates
 
     def _set_lr(self) -> float:
         factor = lr_factor(self.state.step, self.steps_per_epoch, self.total_steps, self.config.optim)
@@ -298,33 +393,55 @@ class Trainer:
             group["lr"] = self.config.optim.lr * factor * group["lr_scale"]
         return self.config.optim.lr * factor
 
-    def train_step(self, batch: Batch, epoch: int) -> tuple[dict[int, Tensor], LossResult, bool]:
+    def train_step(self, batch: Batch, epoch: int) -> StepOutcome:
         self.depth_net.train()
         if self.pose_net is not None:
             self.pose_net.train()
         lr = self._set_lr()
         statistics = [b.clone() for b in self._buffers()]
-        disps, result = self.forward_losses(batch, epoch, self.train_nets)
+        disps, result, gates = self.forward_losses(batch, epoch, self.train_nets)
+        maps = map_statistics(disps[min(disps)], gates)
         result.terms["lr"] = torch.tensor(lr)
-        finite = bool(torch.isfinite(result.total))
+        result.terms.update(maps.scalars())
+        # One read-back serves the loss check, the progress bar and the monitor.
+        loss, variation = torch.stack([result.total.detach().float(), maps.variation]).tolist()
+        finite, flat = math.isfinite(loss), self.monitor.is_flat(variation)
         if self.dist.enabled:
-            # All ranks skip together: one that skipped backward would leave the others waiting in
-            # DDP's gradient all-reduce.
-            finite = distributed.all_ranks_agree(finite, self.device)
+            # All ranks skip together (one that skipped backward would leave the others waiting in
+            # DDP's gradient all-reduce) and count the same flat steps (so that they stop together).
+            finite, flat = distributed.all_ranks_agree([finite, flat], self.device)
         if not finite:
-            # The forward pass already moved the batch-norm running statistics (to NaN, when the
-            # activations were): restored, a skipped step leaves the networks as they were.
-            for buffer, saved in zip(self._buffers(), statistics, strict=True):
-                buffer.copy_(saved)
-            self.optimizer.zero_grad(set_to_none=True)
-            return disps, result, False
+            self._skip_update(statistics)
+            return StepOutcome(disps, result, loss, variation, None, "loss")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(result.total).backward()
         if self.dist.enabled:
             distributed.average_gradients(self.weighting.parameters())
+        # DDP has averaged the gradients: every rank measures and clips the same ones.
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = self._clip_gradients()
+        result.terms["train/grad_norm"] = grad_norm
+        if not self.scaler.is_enabled() and not math.isfinite(grad_norm.item()):
+            self._skip_update(statistics)
+            return StepOutcome(disps, result, loss, variation, flat, "gradient norm")
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return disps, result, True
+        return StepOutcome(disps, result, loss, variation, flat)
+
+    def _clip_gradients(self) -> Tensor:
+        """Clip the depth and pose gradients to ``optim.clip_grad_norm`` (0: only measure them)
+        → their global L2 norm before clipping (0-dim)."""
+        max_norm = self.config.optim.clip_grad_norm
+        if max_norm:
+            return torch.nn.utils.clip_grad_norm_(self.clipped_parameters, max_norm)
+        return torch.nn.utils.get_total_norm([p.grad for p in self.clipped_parameters if p.grad is not None])
+
+    def _skip_update(self, statistics: list[Tensor]) -> None:
+        # The forward pass already moved the batch-norm running statistics (to NaN, when the
+        # activations were): restored, a skipped step leaves the networks as they were.
+        for buffer, saved in zip(self._buffers(), statistics, strict=True):
+            buffer.copy_(saved)
+        self.optimizer.zero_grad(set_to_none=True)
 
     def _buffers(self) -> list[Tensor]:
         nets = [self.depth_net] if self.pose_net is None else [self.depth_net, self.pose_net]
@@ -362,6 +479,10 @@ class Trainer:
         try:
             while self.state.step < self.stop_at and self.state.epoch < self.config.optim.epochs:
                 self._run_epoch(bar, profiler)
+            if self._unseen is not None and not self.monitor.streak:
+                # No step will run with the final checkpoint's weights: a run ending healthy counts it healthy.
+                self._seen_healthy(self._unseen)
+                self._unseen = None
             # The ranks finish together, after rank 0's last validation and checkpoint.
             distributed.barrier()
         finally:
@@ -380,37 +501,52 @@ class Trainer:
         tick = time.perf_counter()
         for batch in self._loader(self.train_set, self.sampler):
             batch = batch.to(self.device, non_blocking=True)
-            disps, result, ok = self.train_step(batch, epoch)
+            outcome = self.train_step(batch, epoch)
+            result = outcome.result
             profiler.step()
+            # Counted before the step number moves on: a checkpoint written at this number holds
+            # the weights the step ran with.
+            collapsed = self._observe(outcome)
             self.state.step += 1
             self.state.batch_in_epoch += 1
-            if ok:
+            if not outcome.skipped:
                 self.state.bad_steps = 0
+                self._bad_kinds.clear()
             else:
                 self.state.bad_steps += 1
                 self.state.skipped_steps += 1
+                self._bad_kinds.add({"loss": "losses", "gradient norm": "gradient norms"}[outcome.skipped])
                 if self.dist.is_main:
+                    value = (
+                        f"{outcome.loss}" if outcome.skipped == "loss"
+                        else f"{result.terms['train/grad_norm'].item()}, loss {outcome.loss:.4f}"
+                    )
                     tqdm.write(
-                        f"step {self.state.step}: non-finite loss ({result.total.item()}), update skipped "
+                        f"step {self.state.step}: non-finite {outcome.skipped} ({value}), update skipped "
                         f"({self.state.skipped_steps} skipped so far)"
                     )
                 if self.state.bad_steps >= cfg.max_bad_steps:
                     path = self.save()
                     raise NonFiniteLossError(
-                        f"{self.state.bad_steps} consecutive non-finite losses at step {self.state.step} "
-                        f"({self.state.skipped_steps} skipped in all); checkpoint saved to {path}. Lower the "
-                        "learning rate or check the data (hints, images) of the last batches."
+                        f"{self.state.bad_steps} consecutive non-finite {' or '.join(sorted(self._bad_kinds))} at step "
+                        f"{self.state.step} ({self.state.skipped_steps} skipped in all); checkpoint saved to {path}. "
+                        "Lower the learning rate or check the data (hints, images) of the last batches."
                     )
             now = time.perf_counter()
             rate = batch.size / max(now - tick, 1e-9)
             tick = now
             bar.update(1)
-            bar.set_postfix(loss=f"{result.total.item():.4f}", ex_s=f"{rate:.1f}", epoch=epoch, skipped=self.state.skipped_steps)
+            postfix = {"loss": f"{outcome.loss:.4f}", "ex_s": f"{rate:.1f}", "epoch": epoch, "skipped": self.state.skipped_steps}
+            if self.monitor.streak:
+                postfix["flat"] = self.monitor.streak
+            bar.set_postfix(postfix)
             is_main = self.dist.is_main
             if is_main and (self.state.step % cfg.log_every == 0 or self.state.step == self.total_steps):
                 self._log_scalars(result)
             if is_main and cfg.image_every and self.state.step % cfg.image_every == 0:
-                self._log_images(batch, disps)
+                self._log_images(batch, outcome.disps)
+            if collapsed:
+                self._report_collapse(result)
             if cfg.checkpoint_every and self.state.step % cfg.checkpoint_every == 0:
                 self.save()
             if self.state.step >= self.stop_at:
@@ -425,6 +561,54 @@ class Trainer:
         if epoch_done or self.state.step >= self.stop_at:
             self.save()
 
+    # ----------------------------------------------------------------------------- collapse
+    def _observe(self, outcome: StepOutcome) -> bool:
+        """Count the monitor's verdict on the weights the step ran with → whether to report a collapse.
+
+        Those weights are a checkpoint's when it was written since the last update (at this step
+        number): that checkpoint is now known healthy, or not.
+        """
+        if outcome.flat is None:
+            return False
+        unseen, self._unseen = self._unseen, None
+        if unseen is not None and unseen[1] == self.state.step and not outcome.flat:
+            self._seen_healthy(unseen)
+        return self.monitor.update(outcome.variation, outcome.flat)
+
+    def _report_collapse(self, result: LossResult) -> None:
+        """One warning line, or :class:`CollapseError` under ``train.stop_on_collapse``; both name the
+        last healthy checkpoint, which first gets a name that later checkpoints do not overwrite."""
+        self._keep_healthy()
+        cfg = self.config
+        monitor = self.monitor
+        saturated = [
+            f"level {key.split('/')[1]} {float(value):.0%}" for key, value in result.terms.items()
+            if key.startswith("gates/") and key.endswith("/saturated")
+        ]
+        what = (
+            f"the predicted disparity has been flat for {monitor.streak} steps at step {self.state.step} (variation "
+            f"{monitor.variation:.1e} < train.collapse_threshold={monitor.threshold:g}"
+            + (f"; saturated structure-attention gates: {', '.join(saturated)}" if saturated else "")
+            + "): the depth decoder has collapsed, which training has not been seen to undo"
+        )
+        clip = cfg.optim.clip_grad_norm
+        advice = (
+            f"keep optim.clip_grad_norm on (now {clip:g})" if clip else "turn optim.clip_grad_norm on (it is 0)"
+        ) + " and check the data (hints, images)"
+        if self.healthy_checkpoint is None:
+            healthy = "no checkpoint was written while the map was healthy: start again with a lower optim.lr"
+        else:
+            path, step = self.healthy_checkpoint
+            healthy = (
+                f"the last healthy checkpoint is {path} (step {step}): resume from it with a learning rate below "
+                f"{cfg.optim.lr:g} (mldanet train --resume {path} --lr LR)"
+            )
+        if cfg.train.stop_on_collapse:
+            raise CollapseError(f"{what}; {healthy}; {advice}.")
+        if self.dist.is_main:
+            tqdm.write(f"step {self.state.step}: warning: {what}; {healthy}; {advice}. Training goes on "
+                       "(train.stop_on_collapse=true stops here).")
+
     # ----------------------------------------------------------------------------- logging
     @property
     def writer(self):
@@ -436,7 +620,7 @@ class Trainer:
 
     def _log_scalars(self, result: LossResult) -> None:
         values = {"loss/total": float(result.total.detach()), "train/skipped_steps": float(self.state.skipped_steps)}
-        values.update({f"loss/{k}" if not k.startswith(("weight/", "log_var/", "lr")) else k: float(v) for k, v in result.terms.items()})
+        values.update({k if k.startswith(UNPREFIXED_TERMS) else f"loss/{k}": float(v) for k, v in result.terms.items()})
         for name, value in values.items():
             self.writer.add_scalar(name, value, self.state.step)
         self.state.history.append({"step": float(self.state.step), **values})
@@ -471,7 +655,7 @@ class Trainer:
             if cfg.train.max_val_batches and i >= cfg.train.max_val_batches:
                 break
             batch = batch.to(self.device)
-            disps, result = self.forward_losses(batch, epoch=0)
+            disps, result, _ = self.forward_losses(batch, epoch=0)
             losses.append(float(result.terms.get("reprojection", result.total)))
             if batch.depth_gt is not None:
                 scaled, _ = disp_to_depth(disps[0], cfg.loss.min_depth, cfg.loss.max_depth)
@@ -490,6 +674,10 @@ class Trainer:
         self.state.history.append({"step": float(self.state.step), **metrics})
         tqdm.write("validation: " + ", ".join(f"{k[4:]} {v:.4f}" for k, v in metrics.items()))
         return metrics
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    return a.resolve() == b.resolve()
 
 
 def _without_hints(batch: Batch) -> Batch:
