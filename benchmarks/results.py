@@ -32,16 +32,16 @@ def machine_line() -> str:
     )
 
 
-def write_section(name: str, body: str, title: str | None = None) -> Path:
-    """Replace (or append) the section ``name`` with ``body``, stamped with command, machine and date."""
+def write_section(name: str, body: str, title: str | None = None, path: Path = RESULTS) -> Path:
+    """Replace (or append) the section ``name`` of ``path`` with ``body``, stamped with command, machine and date."""
     command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
     stamp = (
         f"Command: `{command}`  \nMachine: {machine_line()}  \n"
         f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC\n"
     )
     block = f"<!-- BEGIN {name} -->\n## {title or name}\n\n{stamp}\n{body.strip()}\n<!-- END {name} -->\n"
-    text = RESULTS.read_text() if RESULTS.exists() else HEADER
+    text = path.read_text() if path.exists() else HEADER
     pattern = re.compile(rf"<!-- BEGIN {re.escape(name)} -->.*?<!-- END {re.escape(name)} -->\n?", re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block
-    RESULTS.write_text(text)
-    return RESULTS
+    path.write_text(text)
+    return path

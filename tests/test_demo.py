@@ -1,11 +1,16 @@
 """The embedded default end to end: synth -> hints -> train -> evaluate -> predict -> report."""
 
+import html
 import json
+import re
+from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from mldanet.cli import main
 from mldanet.demo import median_depth_prior
+from mldanet.report import dilate_points, measure_flatness, metre_ticks, verdict
 
 
 def test_median_depth_prior_ignores_missing_measurements():
@@ -17,9 +22,110 @@ def test_median_depth_prior_ignores_missing_measurements():
     np.testing.assert_allclose(prior, [[3.0, 2.0], [6.0, 3.5]])
 
 
-def test_tiny_demo_end_to_end(tmp_path):
+def two_valued(low: float, high: float, shape=(4, 6)) -> np.ndarray:
+    """A map whose left half is ``low`` and right half ``high``."""
+    values = np.full(shape, low, np.float64)
+    values[:, shape[1] // 2 :] = high
+    return values
+
+
+# Ground truth with disparities 1 and 4 on its valid points (depths 1 and 0.25) and a row of
+# missing points: std / mean = 1.5 / 2.5 = 0.6, so flat means a prediction below 0.05 × 0.6 = 0.03.
+GROUND_TRUTH = two_valued(1.0, 0.25)
+GROUND_TRUTH[0] = 0.0
+
+
+def test_a_constant_prediction_is_flat():
+    flatness = measure_flatness([np.full((4, 6), 2.0)] * 2, [GROUND_TRUTH] * 2)
+    assert flatness.prediction == 0.0
+    assert flatness.ground_truth == pytest.approx(0.6)
+    assert flatness.threshold == pytest.approx(0.03)
+    assert flatness.flat
+    assert "The predicted depth is flat" in flatness.sentence()
+
+
+def test_a_structured_prediction_is_not_flat():
+    # disparities 1 and 3: std / mean = 1 / 2
+    flatness = measure_flatness([two_valued(1.0, 3.0), two_valued(3.0, 1.0)], [GROUND_TRUTH] * 2)
+    assert flatness.prediction == pytest.approx(0.5)
+    assert not flatness.flat
+
+
+@pytest.mark.parametrize(
+    ("spread", "gt_spread", "flat"),
+    [
+        (0.025, 0.6, True),  # below 5 % of the ground truth's 0.6
+        (0.035, 0.6, False),
+        (0.008, 0.1, True),  # 5 % of 0.1 is 0.005: the absolute floor 0.01 decides
+        (0.012, 0.1, False),
+    ],
+)
+def test_flat_means_below_five_percent_of_the_ground_truth_or_below_one_percent(spread, gt_spread, flat):
+    prediction = two_valued(1.0 - spread, 1.0 + spread)
+    ground_truth = 1.0 / two_valued(1.0 - gt_spread, 1.0 + gt_spread)
+    flatness = measure_flatness([prediction], [ground_truth])
+    assert flatness.prediction == pytest.approx(spread)
+    assert flatness.ground_truth == pytest.approx(gt_spread)
+    assert flatness.flat is flat
+
+
+def metrics(abs_rel: float, a1: float) -> dict[str, float]:
+    return {"abs_rel": abs_rel, "a1": a1}
+
+
+def test_verdict_when_the_network_beats_the_prior():
+    report = SimpleNamespace(trained=metrics(0.162, 0.81), prior=metrics(0.208, 0.69), untrained=metrics(0.910, 0.0))
+    assert verdict(report) == (
+        "The trained MLDA-Net beats the median-depth prior: abs_rel 0.162 = 0.78 × the prior's 0.208 "
+        "and 0.18 × the untrained network's 0.910; a1 0.81 vs 0.69."
+    )
+
+
+def test_verdict_says_when_a1_disagrees_with_abs_rel():
+    report = SimpleNamespace(trained=metrics(0.352, 0.45), prior=metrics(0.432, 0.52), untrained=metrics(0.873, 0.0))
+    assert verdict(report) == (
+        "The trained MLDA-Net beats the median-depth prior on abs_rel but not on a1: abs_rel 0.352 = 0.81 × "
+        "the prior's 0.432 and 0.40 × the untrained network's 0.873; a1 0.45 vs 0.52."
+    )
+
+
+def test_verdict_when_the_network_is_worse_than_the_prior():
+    report = SimpleNamespace(trained=metrics(0.250, 0.60), prior=metrics(0.200, 0.69), untrained=metrics(1.0, 0.0))
+    assert verdict(report) == (
+        "The trained MLDA-Net is worse than the median-depth prior: abs_rel 0.250 = 1.25 × the prior's 0.200 "
+        "and 0.25 × the untrained network's 1.000; a1 0.60 vs 0.69; it has not learned the scene yet."
+    )
+
+
+def test_dilated_points_grow_to_squares_and_the_nearer_point_wins():
+    depth = np.zeros((5, 6))
+    depth[2, 1], depth[2, 3] = 4.0, 2.0
+    grown = dilate_points(depth, 3)
+    expected = np.zeros((5, 6))
+    expected[1:4, 0:3] = 4.0
+    expected[1:4, 2:5] = 2.0  # column 2 is in both squares: the point at 2 m is in front
+    np.testing.assert_allclose(grown, expected)
+
+
+def test_metre_ticks_run_from_infinity_to_the_near_depth_without_crowding():
+    # 7 m sits 17 % of the bar above 10 m; 5 m is 20 % below the top (4 m)
+    assert metre_ticks(4.0) == [np.inf, 20.0, 10.0, 5.0, 4.0]
+    # with the top at 4.6 m, 7 m is 20 % above 10 m and stays; 5 m would be 8 % below the top
+    assert metre_ticks(4.6) == [np.inf, 20.0, 10.0, 7.0, 4.6]
+
+
+def stage_table(markdown: str) -> tuple[list[float], str]:
+    """The seconds of the stage rows of report.md's time table, and its total cell."""
+    table = markdown.split("| stage | seconds | share |", 1)[1]
+    rows = re.findall(r"^\| ([^|*]+) \| ([0-9.]+) \| [0-9]+ % \|$", table, re.M)
+    total = re.search(r"^\| \*\*total\*\* \| \*\*([0-9.]+)\*\* \| \|$", table, re.M).group(1)
+    return [float(seconds) for _, seconds in rows], total
+
+
+def test_tiny_demo_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--tiny", "--out", str(out)]) == 0
+    console = capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
     keys = {"abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3"}
     for row in ("untrained", "prior", "trained"):
@@ -28,9 +134,41 @@ def test_tiny_demo_end_to_end(tmp_path):
     assert report["trained"]["a1"] > report["untrained"]["a1"]
     for name in ("report.md", "report.html", "training_curves.png", "picture_grid.png", "run/checkpoints/last.pt"):
         assert (out / name).is_file(), name
-    assert {"synth: render the drives", "train: MLDA-Net MS + hints, 24 steps", "total"} <= set(report["seconds"])
-    assert "picture_grid.png" in (out / "report.html").read_text()
+    assert {
+        "synth: render the drives", "setup: datasets and networks", "train: MLDA-Net MS + hints, 24 steps",
+        "report: figures", "total",
+    } <= set(report["seconds"])
     assert list((out / "predictions").glob("*_depth.png"))
+    markdown = (out / "report.md").read_text()
+    page = (out / "report.html").read_text()
+    assert "picture_grid.png" in page
+
+    # The verdict, with its ratios computed from the numbers in report.json.
+    trained, prior, untrained = (report[row]["abs_rel"] for row in ("trained", "prior", "untrained"))
+    relation = "beats" if trained < prior else "is worse than"
+    numbers = (
+        f"abs_rel {trained:.3f} = {trained / prior:.2f} × the prior's {prior:.3f} and "
+        f"{trained / untrained:.2f} × the untrained network's {untrained:.3f}; "
+        f"a1 {report['trained']['a1']:.2f} vs {report['prior']['a1']:.2f}"
+    )
+    assert report["verdict"].startswith(f"The trained MLDA-Net {relation} the median-depth prior")
+    assert numbers in report["verdict"]
+    for text in (markdown, html.unescape(page), console):
+        assert report["verdict"] in text
+
+    # The time table lists every stage and a total that is their sum.
+    stages = [seconds for name, seconds in report["seconds"].items() if name != "total"]
+    assert report["seconds"]["total"] == pytest.approx(sum(stages), abs=1e-6)
+    shown, total = stage_table(markdown)
+    assert shown == [float(f"{s:.1f}") for s in stages]
+    assert total == f"{sum(stages):.1f}"
+    assert f"<tr class=\"total\"><td>total</td><td>{sum(stages):.1f}</td>" in page
+
+    # The flat warning appears exactly when the measured variation is below the threshold.
+    variation = report["depth_variation"]
+    assert report["flat_prediction"] is (variation["prediction"] < variation["threshold"])
+    for text in (markdown, page, console):
+        assert ("The predicted depth is flat" in text) is report["flat_prediction"]
 
 
 def test_demo_split_takes_one_view_per_frame_and_every_other_test_frame(tmp_path):

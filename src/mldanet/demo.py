@@ -27,6 +27,7 @@ from mldanet.data.images import CAMERA_NUMBERS
 from mldanet.data.images import image_path as frame_path
 from mldanet.data.splits import parse_split_line, read_split_lines
 from mldanet.hints import compute_hints, hint_path
+from mldanet.report import Flatness, measure_flatness, plot_figures, verdict, write_report
 
 STEREO_FACTOR = 5.4
 DEMO_SPLIT = "synth_demo"
@@ -83,6 +84,11 @@ class DemoReport:
     seconds: dict[str, float] = field(default_factory=dict)
     checkpoint: str = ""
     files: dict[str, str] = field(default_factory=dict)
+    verdict: str = ""
+    # The trained network's disparity variation (std / mean per image) against the ground truth's;
+    # flat_prediction when it collapsed to one depth everywhere (report.measure_flatness).
+    flat_prediction: bool = False
+    depth_variation: dict[str, float] = field(default_factory=dict)
 
 
 class StageClock:
@@ -206,7 +212,6 @@ def evaluate_prior(data: DemoData) -> dict[str, float]:
 
 
 def run_demo(out: str | Path, tiny: bool = False, seed: int = 0, steps: int | None = None) -> DemoReport:
-    from mldanet.evaluation.protocol import format_metrics_row
     from mldanet.predict import predict_paths
     from mldanet.training.checkpoint import load_depth_net
     from mldanet.training.datasets import build_datasets
@@ -222,9 +227,10 @@ def run_demo(out: str | Path, tiny: bool = False, seed: int = 0, steps: int | No
     data = prepare_data(out, settings, seed, clock)
     run_dir = out / "run"
 
-    config = demo_config(settings, data.root, data.splits_dir, data.hints_dir, run_dir, seed)
-    train_set, _ = build_datasets(config)
-    trainer = Trainer(config, train_set, None)
+    with clock.stage("setup: datasets and networks"):
+        config = demo_config(settings, data.root, data.splits_dir, data.hints_dir, run_dir, seed)
+        train_set, _ = build_datasets(config)
+        trainer = Trainer(config, train_set, None)
     with clock.stage("evaluate: untrained network"):
         report.untrained, _ = evaluate_on_test(trainer.depth_net, data, settings)
     with clock.stage("evaluate: median-depth prior of the training drives"):
@@ -236,34 +242,47 @@ def run_demo(out: str | Path, tiny: bool = False, seed: int = 0, steps: int | No
     with clock.stage("evaluate: trained network"):
         net, _ = load_depth_net(checkpoint)
         report.trained, trained_disps = evaluate_on_test(net, data, settings)
+        flatness = measure_flatness(list(trained_disps), data.gt_test)
     grid_lines = data.grid_lines
     with clock.stage("predict: test frames"):
         frames = [image_path(data.root, line) for line in grid_lines[: settings.predict_frames]]
         predict_paths(checkpoint, frames, out / "predictions")
 
-    with clock.stage("report"):
-        from mldanet.report import write_report
-
-        report.seconds = dict(clock.seconds)
+    with clock.stage("report: figures"):
         grid_index = [data.test_lines.index(line) for line in grid_lines]
-        report.files = write_report(
+        figures = plot_figures(
             out,
-            report,
             history=trainer.state.history,
             images=[image_path(data.root, line) for line in grid_lines],
             pred_depths=[STEREO_FACTOR / np.maximum(trained_disps[i], 1e-6) for i in grid_index],
             gt_depths=[data.gt_test[i] for i in grid_index],
             hints=[load_hint(data.hints_dir, line) for line in grid_lines],
         )
-    report.seconds["report"] = clock.seconds["report"]
-    report.seconds["total"] = round(sum(v for k, v in clock.seconds.items()), 2)
+    # Only small text files are written after this point (milliseconds), so the stages add up to the run.
+    report.seconds = {**clock.seconds, "total": round(sum(clock.seconds.values()), 2)}
+    report.verdict = verdict(report)
+    report.flat_prediction = flatness.flat
+    report.depth_variation = {
+        "prediction": flatness.prediction, "ground_truth": flatness.ground_truth, "threshold": flatness.threshold
+    }
+    report.files = write_report(out, report, figures, flatness)
     (out / "report.json").write_text(json.dumps(asdict(report), indent=2))
+    print_summary(report, flatness, out)
+    return report
+
+
+def print_summary(report: DemoReport, flatness: Flatness, out: Path) -> None:
+    """The metrics, the verdict and (when flat) the warning on the console."""
+    from mldanet.evaluation.protocol import format_metrics_row
+
     print()
     print("                 " + format_metrics_row(report.trained).splitlines()[0])
     for name in ("untrained", "prior", "trained"):
         print(f"{name:>16s} " + format_metrics_row(getattr(report, name)).splitlines()[-1])
+    print(f"\n{report.verdict}")
+    if flatness.flat:
+        print(f"\nWARNING: {flatness.sentence()}")
     print(f"\nreport: {out / 'report.html'}  ({report.seconds['total']:.0f} s)")
-    return report
 
 
 def image_path(root: Path, line: str) -> Path:

@@ -1,19 +1,101 @@
-"""The demo's report: metrics table, training curves and a picture grid, as Markdown and HTML."""
+"""The demo's report: verdict, metrics, pictures, training curves and time, as Markdown and HTML.
+
+A reader should know from the first two lines whether the run worked: the verdict compares the
+trained network with the median-depth prior and the untrained network, and a warning says so when
+the prediction is flat (one depth everywhere), which the metrics alone do not make obvious.
+"""
 
 from __future__ import annotations
 
 import html
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 METRIC_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
+LOWER_IS_BETTER = {"abs_rel", "sq_rel", "rmse", "rmse_log"}
 ROWS = (
     ("untrained", "untrained network"),
     ("prior", "median-depth prior of the training drives"),
     ("trained", "trained MLDA-Net"),
 )
+
+# A prediction is flat below either threshold (measured numbers in measure_flatness).
+FLAT_ABSOLUTE = 0.01
+FLAT_RELATIVE = 0.05
+
+FLAT_ADVICE = (
+    "Its metrics score one guessed depth, not a depth map. What to try: a network trained for only a "
+    "few steps is still at its initial, flat output, so train longer (`mldanet demo --steps 400`); "
+    "otherwise look at the training curves below (a total loss that stopped falling, or a learned "
+    "loss weight running towards 0, points at the cause) and rerun with another seed (`--seed 1`)."
+)
+
+
+@dataclass
+class Flatness:
+    """How much the predicted depth varies across an image, against the ground truth's variation."""
+
+    prediction: float
+    ground_truth: float
+    threshold: float
+    flat: bool
+
+    def sentence(self) -> str:
+        """The warning, in words, with the numbers behind it."""
+        return (
+            "The predicted depth is flat: the network collapsed to one depth everywhere (its disparity "
+            f"varies by {100 * self.prediction:.1f} % of its mean across an image, the ground truth's by "
+            f"{100 * self.ground_truth:.0f} %; flat means below {100 * self.threshold:.1f} %). " + FLAT_ADVICE
+        )
+
+
+def variation(disparity: np.ndarray) -> float:
+    """std / mean of the valid (finite, positive) values of one map; 0 for a constant map."""
+    values = np.asarray(disparity, dtype=np.float64)
+    values = values[np.isfinite(values) & (values > 0)]
+    return float(values.std() / values.mean()) if values.size else 0.0
+
+
+def measure_flatness(pred_disps: list[np.ndarray], gt_depths: list[np.ndarray]) -> Flatness:
+    """Mean per-image variation (std / mean) of the predicted disparities and of the ground truth's.
+
+    Both are measured on disparity (inverse depth), the network's output, so the numbers do not
+    depend on the stereo scale; the prediction over the whole image, the ground truth over its
+    valid points. Flat means below ``FLAT_ABSOLUTE`` (0.01) or below ``FLAT_RELATIVE`` (5 %) of
+    the ground truth's variation, whichever is larger. Measured on the tiny demo's six held-out
+    frames: constant map 0; untrained network 0.0005-0.0011 (init seeds 0-2); after 2 training
+    steps 0.0020 (still flat, abs_rel 0.87 as untrained); after the tiny demo's 24 steps, which
+    have barely taught it anything (abs_rel 0.62), 0.128; the median-depth prior as a prediction
+    0.41; the ground truth 0.58. The threshold there is 0.029: 14× above the 2-step network and
+    4.4× below the 24-step one.
+    """
+    prediction = float(np.mean([variation(d) for d in pred_disps]))
+    ground_truth = float(np.mean([variation(1.0 / gt[gt > 0]) for gt in gt_depths]))
+    threshold = max(FLAT_ABSOLUTE, FLAT_RELATIVE * ground_truth)
+    return Flatness(prediction, ground_truth, threshold, prediction < threshold)
+
+
+def verdict(report: Any) -> str:
+    """One sentence: the trained network against the median-depth prior and the untrained network.
+
+    abs_rel decides "beats" or "is worse than"; when a1 disagrees with it the sentence says so.
+    """
+    trained, prior, untrained = report.trained, report.prior, report.untrained
+    beats = trained["abs_rel"] < prior["abs_rel"]
+    relation = "beats the median-depth prior" if beats else "is worse than the median-depth prior"
+    if beats and trained["a1"] < prior["a1"]:
+        relation += " on abs_rel but not on a1"
+    sentence = (
+        f"The trained MLDA-Net {relation}: "
+        f"abs_rel {trained['abs_rel']:.3f} = {trained['abs_rel'] / prior['abs_rel']:.2f} × the prior's "
+        f"{prior['abs_rel']:.3f} and {trained['abs_rel'] / untrained['abs_rel']:.2f} × the untrained network's "
+        f"{untrained['abs_rel']:.3f}; a1 {trained['a1']:.2f} vs {prior['a1']:.2f}"
+    )
+    return sentence + ("." if beats else "; it has not learned the scene yet.")
 
 
 def plot_training_curves(history: list[dict[str, float]], path: Path) -> Path:
@@ -52,10 +134,45 @@ def plot_training_curves(history: list[dict[str, float]], path: Path) -> Path:
     return path
 
 
+def dilate_points(depth: np.ndarray, size: int) -> np.ndarray:
+    """Sparse depth (0 = no point) with every point grown to a size×size square; the nearer point wins.
+
+    A Velodyne point is one pixel, which vanishes when the picture is shown at half size.
+    Dilating the inverse depth (a max filter) keeps near objects in front where squares overlap.
+    """
+    import cv2
+
+    inverse = np.where(depth > 0, 1.0 / np.maximum(depth, 1e-3), 0.0).astype(np.float32)
+    grown = cv2.dilate(inverse, np.ones((size, size), np.uint8))
+    return np.where(grown > 0, 1.0 / np.maximum(grown, 1e-6), 0.0)
+
+
+def metre_ticks(near: float) -> list[float]:
+    """Colour-bar ticks in metres for an inverse-depth scale from infinity up to ``near`` (the top).
+
+    Ticks closer than 19 % of the bar to each other would overlap at a row's height, so a
+    candidate that crowds the one below it is dropped (inverse depth squeezes the far range);
+    the top tick is ``near`` itself, replacing a round tick that crowds it.
+    """
+    spacing = 0.19 / near
+    ticks = [np.inf]
+    for metres in (50.0, 30.0, 20.0, 10.0, 7.0, 5.0, 3.0, 2.0, 1.0):
+        if metres > near and 1.0 / metres - 1.0 / ticks[-1] >= spacing:
+            ticks.append(metres)
+    if len(ticks) > 1 and 1.0 / near - 1.0 / ticks[-1] < spacing:
+        ticks.pop()
+    return ticks + [near]
+
+
 def plot_picture_grid(
     images: list[Path], pred_depths: list[np.ndarray], gt_depths: list[np.ndarray], hints: list[np.ndarray], path: Path
 ) -> Path:
-    """Rows of input / predicted depth / ground truth / depth hint, one colour scale per row (metres)."""
+    """Rows of input / predicted depth / ground truth / depth hint, one colour scale per row in metres.
+
+    The maps are drawn as inverse depth (near = bright, magma, as in the field's figures) from the
+    row's near depth (5th percentile of its ground truth) to infinity, with a colour bar in metres.
+    Pixels without a measurement are grey.
+    """
     import cv2
     import matplotlib
 
@@ -63,7 +180,10 @@ def plot_picture_grid(
     import matplotlib.pyplot as plt
 
     rows = len(images)
-    fig, axes = plt.subplots(rows, 4, figsize=(16, 1.55 * rows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, 5, figsize=(16, 1.35 * rows + 0.5), squeeze=False, gridspec_kw={"width_ratios": [1, 1, 1, 1, 0.05]}
+    )
+    cmap = plt.get_cmap("magma").with_extremes(bad="#c8c8c8")
     for r, (image_file, pred, gt, hint) in enumerate(zip(images, pred_depths, gt_depths, hints)):
         rgb = cv2.cvtColor(cv2.imread(str(image_file)), cv2.COLOR_BGR2RGB)
         h, w = rgb.shape[:2]
@@ -71,85 +191,153 @@ def plot_picture_grid(
         hint = cv2.resize(hint, (w, h), interpolation=cv2.INTER_NEAREST)
         valid_gt = gt > 0
         near = float(np.percentile(gt[valid_gt], 5)) if valid_gt.any() else float(np.percentile(pred, 5))
-        # Inverse depth reads best (near = bright), as in the field's figures; one scale per row.
-        panels = [
-            ("input", rgb),
-            ("predicted depth", 1.0 / np.maximum(pred, 1e-3)),
-            ("ground truth (Velodyne)", np.where(valid_gt, 1.0 / np.maximum(gt, 1e-3), np.nan)),
-            ("depth hint (fused SGM)", np.where(hint > 0, 1.0 / np.maximum(hint, 1e-3), np.nan)),
-        ]
-        for c, (title, picture) in enumerate(panels):
-            ax = axes[r, c]
-            if picture.ndim == 3:
-                ax.imshow(picture)
-            else:
-                ax.set_facecolor("#202020")
-                ax.imshow(picture, cmap="magma", vmin=0.0, vmax=1.0 / max(near, 1e-3), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
+        # Squares of about 1/128 of the width stay two to three screen pixels wide at the shown size.
+        points = dilate_points(gt, max(3, int(round(w / 128)) | 1))
+        panels = [("predicted depth", pred), ("ground truth (Velodyne points, enlarged)", points), ("depth hint (fused SGM)", hint)]
+        axes[r, 0].imshow(rgb)
+        for c, (_, depth) in enumerate(panels, start=1):
+            inverse = np.where(depth > 0, 1.0 / np.maximum(depth, 1e-3), np.nan)
+            shown = axes[r, c].imshow(inverse, cmap=cmap, vmin=0.0, vmax=1.0 / max(near, 1e-3), interpolation="antialiased")
+        ticks = metre_ticks(near)
+        bar = fig.colorbar(shown, cax=axes[r, 4], ticks=[1.0 / t for t in ticks])
+        bar.ax.set_yticklabels(["∞" if np.isinf(t) else f"{t:.2g}" for t in ticks], fontsize=10)
+        bar.ax.set_title("m", fontsize=10)
+        for c, title in enumerate(["input"] + [p[0] for p in panels]):
+            axes[r, c].set_xticks([])
+            axes[r, c].set_yticks([])
             if r == 0:
-                ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
+                axes[r, c].set_title(title, fontsize=13)
+        axes[r, 0].set_ylabel(f"frame {int(Path(image_file).stem)}", fontsize=9)
+    fig.tight_layout(w_pad=0.4, h_pad=0.6)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
 
-def metrics_table_markdown(report: Any) -> str:
-    lines = ["| | " + " | ".join(METRIC_KEYS) + " |", "|---|" + "---:|" * len(METRIC_KEYS)]
-    for key, label in ROWS:
-        metrics = getattr(report, key)
-        lines.append(f"| {label} | " + " | ".join(f"{metrics[m]:.3f}" for m in METRIC_KEYS) + " |")
-    return "\n".join(lines)
-
-
-def write_report(
+def plot_figures(
     out: Path,
-    report: Any,
     history: list[dict[str, float]],
     images: list[Path],
     pred_depths: list[np.ndarray],
     gt_depths: list[np.ndarray],
     hints: list[np.ndarray],
-) -> dict[str, str]:
-    curves = plot_training_curves(history, out / "training_curves.png")
-    grid = plot_picture_grid(images, pred_depths, gt_depths, hints, out / "picture_grid.png")
-    times = "\n".join(f"| {name} | {seconds:.1f} |" for name, seconds in report.seconds.items())
-    markdown = f"""# mldanet demo report
+) -> dict[str, Path]:
+    """The report's two PNGs (the slow part of the report, timed as its own stage)."""
+    return {
+        "curves": plot_training_curves(history, out / "training_curves.png"),
+        "grid": plot_picture_grid(images, pred_depths, gt_depths, hints, out / "picture_grid.png"),
+    }
 
-MLDA-Net (ResNet-18, from scratch) trained self-supervised in MS mode with fused-SGM depth hints and
-uncertainty (learned) loss weighting on the synthetic drive, evaluated on the held-out drive with
-the KITTI Eigen protocol (crop, 1e-3..80 m, stereo scaling ×5.4: metric depth).
 
-{metrics_table_markdown(report)}
+def stage_rows(seconds: dict[str, float]) -> tuple[list[tuple[str, float]], float]:
+    """The timed stages in order and their total (``seconds`` may already hold the total)."""
+    stages = [(name, s) for name, s in seconds.items() if name != "total"]
+    return stages, sum(s for _, s in stages)
 
-![picture grid]({grid.name})
 
-![training curves]({curves.name})
+def metric_header(key: str) -> str:
+    return f"{key} {'↓' if key in LOWER_IS_BETTER else '↑'}"
 
-| stage | seconds |
-|---|---:|
-{times}
 
-Checkpoint: `{report.checkpoint}` (loads in `mldanet predict` and `mldanet evaluate`).
+def markdown_report(report: Any, figures: dict[str, Path], flatness: Flatness) -> str:
+    stages, total = stage_rows(report.seconds)
+    lines = ["# mldanet demo report", "", f"**{verdict(report)}**", ""]
+    if flatness.flat:
+        lines += [f"> **Warning.** {flatness.sentence()}", ""]
+    lines += [
+        "| held-out drive | " + " | ".join(metric_header(m) for m in METRIC_KEYS) + " |",
+        "|---|" + "---:|" * len(METRIC_KEYS),
+        *(
+            f"| {label} | " + " | ".join(f"{getattr(report, key)[m]:.3f}" for m in METRIC_KEYS) + " |"
+            for key, label in ROWS
+        ),
+        "",
+        "MLDA-Net (ResNet-18, from scratch) trained self-supervised in MS mode with fused-SGM depth hints and",
+        "uncertainty (learned) loss weighting on the synthetic drive, evaluated on the held-out drive with",
+        "the KITTI Eigen protocol (crop, 1e-3..80 m, stereo scaling ×5.4: metric depth).",
+        "",
+        "## Pictures",
+        "",
+        "One colour scale per row, in metres (bar on the right; bright = near). "
+        "Ground-truth points are drawn enlarged; grey = no measurement.",
+        "",
+        f"![input, predicted depth, ground truth, hint]({figures['grid'].name})",
+        "",
+        "## Training",
+        "",
+        f"![training curves]({figures['curves'].name})",
+        "",
+        "## Time",
+        "",
+        "| stage | seconds | share |",
+        "|---|---:|---:|",
+        *(f"| {name} | {s:.1f} | {100 * s / total:.0f} % |" for name, s in stages),
+        f"| **total** | **{total:.1f}** | |",
+        "",
+        f"Checkpoint: `{report.checkpoint}` (loads in `mldanet predict` and `mldanet evaluate`).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1200px;margin:1.5em auto;padding:0 1em;color:#222}
+h1{margin-bottom:.3em} h2{margin-top:1.4em}
+.verdict{font-size:1.25em;font-weight:600;padding:.6em .9em;border-left:6px solid;margin:.4em 0 .8em}
+.good{background:#e9f6ec;border-color:#2e8b45} .bad{background:#fff4e0;border-color:#d98200}
+.warning{background:#fde8e8;border-left:6px solid #c62828;padding:.6em .9em;font-size:1.1em}
+.note{color:#555;font-size:.92em}
+table{border-collapse:collapse} td,th{padding:4px 12px;text-align:right}
+td:first-child,th:first-child{text-align:left} tr:nth-child(even){background:#f3f3f3}
+tr.trained td{font-weight:700} tr.total td{font-weight:700;border-top:2px solid #999}
+img{max-width:100%}
 """
-    (out / "report.md").write_text(markdown)
-    rows = "".join(
-        f"<tr><td>{html.escape(label)}</td>" + "".join(f"<td>{getattr(report, key)[m]:.3f}</td>" for m in METRIC_KEYS) + "</tr>"
+
+
+def html_text(text: str) -> str:
+    """Escaped text with Markdown's `code` spans as <code> (the sentences are shared with report.md)."""
+    return re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(text))
+
+
+def html_report(report: Any, figures: dict[str, Path], flatness: Flatness) -> str:
+    stages, total = stage_rows(report.seconds)
+    # Green only when both headline metrics beat the prior; a mixed or worse verdict is amber.
+    good = report.trained["abs_rel"] < report.prior["abs_rel"] and report.trained["a1"] >= report.prior["a1"]
+    warning = f'<p class="warning"><b>Warning.</b> {html_text(flatness.sentence())}</p>' if flatness.flat else ""
+    metric_rows = "".join(
+        f'<tr class="{key}"><td>{html.escape(label)}</td>'
+        + "".join(f"<td>{getattr(report, key)[m]:.3f}</td>" for m in METRIC_KEYS)
+        + "</tr>"
         for key, label in ROWS
     )
-    time_rows = "".join(f"<tr><td>{html.escape(n)}</td><td>{s:.1f}</td></tr>" for n, s in report.seconds.items())
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>mldanet demo report</title>
-<style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto}}td,th{{padding:4px 10px;text-align:right}}
-td:first-child{{text-align:left}}table{{border-collapse:collapse}}tr:nth-child(even){{background:#f3f3f3}}img{{max-width:100%}}</style>
-</head><body><h1>mldanet demo report</h1>
-<p>MLDA-Net (ResNet-18, from scratch) trained self-supervised in MS mode with fused-SGM depth hints and
-uncertainty loss weighting on the synthetic drive; evaluated on the held-out drive (Eigen protocol, stereo scaling ×5.4).</p>
-<table><tr><th></th>{''.join(f'<th>{m}</th>' for m in METRIC_KEYS)}</tr>{rows}</table>
-<h2>Pictures</h2><img src="{grid.name}" alt="input, predicted depth, ground truth, hint">
-<h2>Training</h2><img src="{curves.name}" alt="training curves">
-<h2>Time</h2><table>{time_rows}</table>
+    time_rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{s:.1f}</td><td>{100 * s / total:.0f} %</td></tr>" for name, s in stages
+    )
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>mldanet demo report</title>
+<style>{STYLE}</style></head><body>
+<h1>mldanet demo report</h1>
+<p class="verdict {'good' if good else 'bad'}">{html.escape(verdict(report))}</p>
+{warning}
+<table><tr><th>held-out drive</th>{''.join(f'<th>{metric_header(m)}</th>' for m in METRIC_KEYS)}</tr>{metric_rows}</table>
+<p class="note">MLDA-Net (ResNet-18, from scratch) trained self-supervised in MS mode with fused-SGM depth hints and
+uncertainty loss weighting on the synthetic drive; evaluated on the held-out drive (Eigen protocol, stereo scaling ×5.4: metres).</p>
+<h2>Pictures</h2>
+<p class="note">One colour scale per row, in metres (bar on the right; bright = near). Ground-truth points are drawn enlarged; grey = no measurement.</p>
+<img src="{figures['grid'].name}" alt="input, predicted depth, ground truth, hint">
+<h2>Training</h2><img src="{figures['curves'].name}" alt="training curves">
+<h2>Time</h2>
+<table><tr><th>stage</th><th>seconds</th><th>share</th></tr>{time_rows}
+<tr class="total"><td>total</td><td>{total:.1f}</td><td></td></tr></table>
 <p>Checkpoint: <code>{html.escape(report.checkpoint)}</code></p></body></html>
 """
-    (out / "report.html").write_text(page)
-    return {"markdown": str(out / "report.md"), "html": str(out / "report.html"), "curves": str(curves), "grid": str(grid)}
+
+
+def write_report(out: Path, report: Any, figures: dict[str, Path], flatness: Flatness) -> dict[str, str]:
+    """Write report.md and report.html (``report.seconds`` complete, figures already drawn)."""
+    (out / "report.md").write_text(markdown_report(report, figures, flatness))
+    (out / "report.html").write_text(html_report(report, figures, flatness))
+    return {
+        "markdown": str(out / "report.md"),
+        "html": str(out / "report.html"),
+        **{name: str(path) for name, path in figures.items()},
+    }
