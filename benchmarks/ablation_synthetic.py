@@ -1,6 +1,7 @@
 """Ablation on the synthetic drive (``ablation_synthetic`` section of RESULTS.md).
 
-    .venv/bin/python benchmarks/ablation_synthetic.py [--steps 60] [--width 192 --height 64] [--seeds 0 1 2] [--out DIR]
+    .venv/bin/python benchmarks/ablation_synthetic.py [--steps 60] [--width 192 --height 64] [--seeds 0 1 2]
+        [--rows full baseline ...] [--weighting fixed|uncertainty] [--out DIR]
 
 The demo's data (rendered once, data seed 0) and training recipe (MS, batch 4, cosine learning
 rate with warm-up), by default at a smaller size and fewer steps so that the twelve runs take
@@ -9,7 +10,9 @@ hints + uncertainty weighting): the monodepth2-style baseline network, no hints,
 weights. Every row trains the same number of steps from each training seed; the table gives
 mean ± standard deviation over seeds of the 7 metrics on the held-out drive, and says which
 differences from the full method exceed the seed spread (|Δmean| > std_full + std_row).
-It stands in for the paper's ablation table until KITTI runs exist.
+``--rows`` picks rows by their short names and ``--weighting`` sets the loss weighting of every
+row (``--rows full baseline --weighting fixed`` is MLDA-Net against the baseline network, both
+with fixed weights). It stands in for the paper's ablation table until KITTI runs exist.
 """
 
 from __future__ import annotations
@@ -31,12 +34,11 @@ from mldanet.demo import DemoSettings, StageClock, demo_config, evaluate_on_test
 from mldanet.report import METRIC_KEYS  # noqa: E402
 
 ROWS = {
-    "MLDA-Net + hints + uncertainty (full)": [],
-    "baseline network (monodepth2-style)": ["model.variant=baseline"],
-    "no depth hints": ["loss.use_hints=false"],
-    "fixed loss weights": ["loss.weighting=fixed"],
+    "full": ("MLDA-Net + hints (full)", []),
+    "baseline": ("baseline network (monodepth2-style)", ["model.variant=baseline"]),
+    "no_hints": ("no depth hints", ["loss.use_hints=false"]),
+    "fixed": ("fixed loss weights", ["loss.weighting=fixed"]),
 }
-FULL = next(iter(ROWS))
 LOWER_IS_BETTER = {"abs_rel", "sq_rel", "rmse", "rmse_log"}
 
 
@@ -61,11 +63,11 @@ def summary(results: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, t
     }
 
 
-def verdicts(stats: dict[str, dict[str, tuple[float, float]]]) -> list[str]:
+def verdicts(stats: dict[str, dict[str, tuple[float, float]]], full_row: str) -> list[str]:
     lines = []
-    full = stats[FULL]
+    full = stats[full_row]
     for row, values in stats.items():
-        if row == FULL:
+        if row == full_row:
             continue
         beyond = []
         for key in METRIC_KEYS:
@@ -93,6 +95,8 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=64, help="training height")
     parser.add_argument("--warmup", type=int, default=10, help="warm-up steps of the cosine schedule")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS), help="rows (default: all; 'full' always runs)")
+    parser.add_argument("--weighting", choices=["fixed", "uncertainty"], default="uncertainty", help="loss weighting of every row")
     parser.add_argument("--out", default="ablation_output", help="data, runs and results.json (default: ablation_output)")
     args = parser.parse_args()
     out = Path(args.out)
@@ -101,35 +105,42 @@ def main() -> None:
     )
     start = time.perf_counter()
     data = prepare_data(out, settings, seed=0, clock=StageClock())
-    results_path = out / "results.json"
+    # "fixed" is the full row itself when every row is fixed.
+    keys = ["full", *(k for k in args.rows if k != "full" and not (k == "fixed" and args.weighting == "fixed"))]
+    rows = {ROWS[key][0]: [f"loss.weighting={args.weighting}", *ROWS[key][1]] for key in keys}
+    full_row = ROWS["full"][0]
+    results_path = out / f"results_{args.weighting}.json"
     # Runs already done (an interrupted benchmark) are kept and not repeated.
     results: dict[str, dict[str, dict[str, float]]] = json.loads(results_path.read_text()) if results_path.exists() else {}
     for seed in args.seeds:
-        for number, (row, overrides) in enumerate(ROWS.items()):
+        for key, (row, overrides) in zip(keys, rows.items()):
             done = results.setdefault(row, {})
             if str(seed) in done:
                 continue
             tick = time.perf_counter()
-            done[str(seed)] = train_and_evaluate(data, settings, overrides, seed, out / "runs" / f"row{number}_seed{seed}")
+            run_dir = out / "runs" / f"{key}_{args.weighting}_seed{seed}"
+            done[str(seed)] = train_and_evaluate(data, settings, overrides, seed, run_dir)
             results_path.write_text(json.dumps(results, indent=2))
             print(f"{row}, seed {seed}: abs_rel {done[str(seed)]['abs_rel']:.4f} ({time.perf_counter() - tick:.0f} s)", flush=True)
-    stats = summary({row: [runs[str(s)] for s in args.seeds if str(s) in runs] for row, runs in results.items()})
+    stats = summary({row: [results[row][str(s)] for s in args.seeds if str(s) in results.get(row, {})] for row in rows})
     body = [
         f"Synthetic drive as in `mldanet demo` ({settings.drives - 1} training drives × {settings.frames} frames, "
         f"test on the held-out drive, stereo scaling), MS training at {settings.train_width}×{settings.train_height}, "
-        f"batch {settings.batch_size}, {settings.steps} steps, lr {settings.lr:g} cosine with {settings.warmup_steps} warm-up steps; "
-        f"training seeds {', '.join(map(str, args.seeds))}; mean ± std over seeds.",
+        f"batch {settings.batch_size}, {settings.steps} steps, lr {settings.lr:g} cosine with {settings.warmup_steps} warm-up steps, "
+        f"{args.weighting} loss weights in every row; training seeds {', '.join(map(str, args.seeds))}; mean ± std over seeds.",
         "",
         *table(stats),
         "",
         "Differences from the full method larger than the seed spread (|Δmean| > std_full + std_row):",
         "",
-        *verdicts(stats),
+        *verdicts(stats, full_row),
         "",
         f"Whole run: {time.perf_counter() - start:.0f} s.",
     ]
     print("\n".join(body))
-    write_section("ablation_synthetic", "\n".join(body), title="Ablation on the synthetic drive")
+    suffix = "" if args.weighting == "uncertainty" else f"_{args.weighting}"
+    title = "Ablation on the synthetic drive" + ("" if not suffix else f" ({args.weighting} loss weights)")
+    write_section(f"ablation_synthetic{suffix}", "\n".join(body), title=title)
 
 
 if __name__ == "__main__":

@@ -31,25 +31,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import RESULTS, write_section  # noqa: E402
+from results import CPU_FLAGS, RESULTS, cpu_flags, write_section  # noqa: E402
 
 KERNEL_ENV = {
     "native": {},
     "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
 }
-CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 SECONDS_LIMIT = 600.0
-
-
-def cpu_flags() -> set[str]:
-    """The flags of the first CPU in /proc/cpuinfo (empty where there is none, e.g. macOS)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def default_kernels() -> list[str]:

@@ -14,6 +14,21 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 HEADER = "# Benchmark results\n\nEach section is written by the script it names; rerun the command to refresh it.\n"
 
 
+# The instruction sets that change which CPU kernels torch runs (and so a seeded run's path).
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def cpu_flags() -> set[str]:
+    """The flags of the first CPU in /proc/cpuinfo (empty where there is none, e.g. macOS)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
 def machine_line() -> str:
     import torch
 
@@ -26,8 +41,10 @@ def machine_line() -> str:
     except OSError:
         pass
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    flags = cpu_flags()
     return (
-        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
+        f"{cpu}, {os.cpu_count()} cores (flags: {', '.join(f for f in CPU_FLAGS if f in flags) or 'none of ' + '/'.join(CPU_FLAGS)}; "
+        f"ATen kernels {torch.backends.cpu.get_cpu_capability()}), torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), {device}, Python {platform.python_version()}"
     )
 
