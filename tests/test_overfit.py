@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from mldanet.config import LossConfig
@@ -90,14 +91,19 @@ def render_plane_pair(depth: float) -> tuple[torch.Tensor, torch.Tensor]:
     return texture(u, v), texture(u + disparity, v)
 
 
-def test_mlda_net_overfits_one_stereo_pair():
+@pytest.mark.parametrize(("decoder_norm", "lr"), [("group", 5e-4), ("none", 1e-4)])
+def test_mlda_net_overfits_one_stereo_pair(decoder_norm: str, lr: float):
     """S mode (frames 0 and "s"), MLDA-Net R18 from scratch at 64×192, at most 60 Adam steps.
 
     Automasking is off: at initialisation the sigmoid predicts depth ≈ 0.2 (a 55 px disparity
     against the true 5.6 px), and the unwarped partner would beat such a warp almost everywhere.
     Training stops once the photometric error has halved and the median depth is within a
-    quarter of its initial distance to the truth: 16–45 steps for initialisation seeds 0–5 (the
-    MLDA-Net output barely moves for its first 10–30 steps; the baseline's moves at once).
+    quarter of its initial distance to the truth. Unnormalised decoder at lr 1e-4: 16–45 steps for
+    initialisation seeds 0–5 (the output barely moves for its first 10–30 steps; the baseline's
+    moves at once). The GroupNorm decoder bounds how far one step moves the heads' logits (that
+    is what it is for), so at lr 1e-4 it is slow here: after 200 steps the photometric error is
+    down to 8 % but the median depth has covered only 27–46 % of the way (seeds 0–2); at the
+    demo's lr 5e-4 it takes 23–42 steps.
     """
     torch.set_num_threads(2)
     torch.manual_seed(0)
@@ -106,10 +112,10 @@ def test_mlda_net_overfits_one_stereo_pair():
     K = intrinsics(1)
     images = {0: left, "s": right}
     batch = Batch(images=images, net_images=images, K=K, inv_K=torch.linalg.inv(K), stereo_T=stereo_transform(1))
-    net = build_depth_net(backbone="resnet18", variant="mlda", pretrained=False)
+    net = build_depth_net(backbone="resnet18", variant="mlda", pretrained=False, decoder_norm=decoder_norm)
     config = LossConfig(use_hints=False, automask=False)
     weighting = build_loss_weighting(config)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
 
     errors, depth_errors = [], []
     for _ in range(60):

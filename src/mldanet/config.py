@@ -27,6 +27,7 @@ class ModelConfig:
     decoder_attention: bool = True  # channel attention in the decoder (DESIGN §2 step 2)
     attention_affinity: str = "cosine"  # cosine | scaled | raw (models/attention.py ChannelAttention)
     structure_attention: str = "residual"  # residual | guided | seed (models/attention.py StructureAttention)
+    decoder_norm: str = "group"  # group | none: MLDA-Net's decoder blocks (models/decoder.py ConvBlock); baseline: none
     scales: tuple[int, ...] = (0, 1, 2, 3)
     weights_init: str = "pretrained"  # pretrained | scratch | path to a torchvision state dict
     init_depth: float = 0.0  # > 0: a new run's disparity heads start at this depth (training units); 0: PyTorch's init
@@ -121,12 +122,14 @@ class Config:
 
     def validate(self) -> None:
         from mldanet.models.attention import AFFINITIES, STRUCTURE_ATTENTION_FORMS
+        from mldanet.models.decoder import DECODER_NORMS
 
         choices = {
             "model.backbone": (self.model.backbone, ("resnet18", "resnet50")),
             "model.variant": (self.model.variant, ("mlda", "baseline")),
             "model.structure_attention": (self.model.structure_attention, STRUCTURE_ATTENTION_FORMS),
             "model.attention_affinity": (self.model.attention_affinity, AFFINITIES),
+            "model.decoder_norm": (self.model.decoder_norm, DECODER_NORMS),
             "loss.weighting": (self.loss.weighting, ("fixed", "uncertainty")),
             "optim.schedule": (self.optim.schedule, ("step", "cosine")),
             "train.mode": (self.train.mode, MODES),

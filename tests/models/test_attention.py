@@ -198,12 +198,12 @@ def passed_variance(out: torch.Tensor, high: torch.Tensor) -> float:
     return float((beta * beta * var_h).sum() / var_h.sum())
 
 
-def structure_attention_passing(form: str) -> dict[int, float]:
+def structure_attention_passing(form: str, decoder_norm: str = "group") -> dict[int, float]:
     """passed_variance at every decoder level of a freshly initialised MLDA-Net on a textured image."""
     from mldanet.models import build_depth_net
 
     torch.manual_seed(0)
-    net = build_depth_net(structure_attention=form).train()
+    net = build_depth_net(structure_attention=form, decoder_norm=decoder_norm).train()
     passed: dict[int, float] = {}
     for key, module in net.decoder.structure_attention.items():
         module.register_forward_hook(
@@ -215,18 +215,22 @@ def structure_attention_passing(form: str) -> dict[int, float]:
     return passed
 
 
-def test_residual_structure_attention_is_open_at_initialisation() -> None:
-    passed = structure_attention_passing("residual")
+@pytest.mark.parametrize("decoder_norm", ["group", "none"])
+def test_residual_structure_attention_is_open_at_initialisation(decoder_norm: str) -> None:
+    passed = structure_attention_passing("residual", decoder_norm)
     assert sorted(passed) == [0, 1, 2, 3, 4]
     assert min(passed.values()) >= 0.5, passed
 
 
 def test_replacing_structure_attention_is_nearly_shut_at_initialisation() -> None:
     """The measurement behind the residual default: where a skip connection joins (levels 1–4) the
-    guided form lets little of f_h through (measured 2.6e-2, 4.6e-5, 2.0e-6, 7.3e-8 at levels 4..1;
-    level 0, without a skip, is f_l upsampled and passes)."""
-    passed = structure_attention_passing("guided")
+    guided form of earlier releases (unnormalised decoder) lets little of f_h through (measured
+    2.6e-2, 4.6e-5, 2.0e-6, 7.3e-8 at levels 4..1; level 0, without a skip, is f_l upsampled and
+    passes). With the GroupNorm decoder it is 0.16, 2.0e-2, 1.3e-3, 7.8e-4: shut below level 4."""
+    passed = structure_attention_passing("guided", "none")
     assert max(passed[k] for k in (1, 2, 3, 4)) < 0.1, passed
+    passed = structure_attention_passing("guided", "group")
+    assert max(passed[k] for k in (1, 2, 3)) < 0.1 and passed[4] < 0.5, passed
 
 
 def test_structure_attention_rejects_unknown_forms_and_weights() -> None:

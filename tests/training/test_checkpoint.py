@@ -119,9 +119,11 @@ def test_partial_writes_of_a_killed_process_are_removed(tmp_path):
 )
 def test_checkpoints_from_before_the_attention_forms_load_with_the_forms_they_used(legacy, affinity):
     """Their model sections have no form keys (and may have attention_scale): they were trained with
-    the replacing structure attention and the dot-product channel attention, not today's defaults."""
-    model = {k: v for k, v in Config().to_dict()["model"].items() if k not in ("attention_affinity", "structure_attention")}
+    the replacing structure attention, the dot-product channel attention and unnormalised decoder
+    blocks, not today's defaults."""
+    forms = ("attention_affinity", "structure_attention", "decoder_norm")
+    model = {k: v for k, v in Config().to_dict()["model"].items() if k not in forms}
     config = checkpoint_config({"config": {**Config().to_dict(), "model": {**model, **legacy}}})
-    assert (config.model.attention_affinity, config.model.structure_attention) == (affinity, "guided")
+    assert tuple(getattr(config.model, key) for key in forms) == (affinity, "guided", "none")
     today = checkpoint_config({"config": Config().to_dict()})
-    assert (today.model.attention_affinity, today.model.structure_attention) == ("cosine", "residual")
+    assert tuple(getattr(today.model, key) for key in forms) == ("cosine", "residual", "group")

@@ -20,6 +20,7 @@ def build_depth_net(
     attention_affinity: str = "cosine",
     weights_path: str | Path | None = None,
     structure_attention: str = "residual",
+    decoder_norm: str = "group",
 ) -> DepthNet:
     """The depth network; ``forward(image)`` maps B×3×H×W in [0, 1] to {scale: B×1×H/2^s×W/2^s disparity}.
 
@@ -27,11 +28,13 @@ def build_depth_net(
     through torchvision (a clear error offline); weights_path: a local torchvision state dict
     (wins over ``pretrained``); decoder_attention: channel attention in the decoder;
     attention_affinity: the channel attention's affinity, "cosine" | "scaled" | "raw"
-    (``ChannelAttention``); structure_attention: the
-    structure attention's form, "residual" | "guided" | "seed" (``StructureAttention``).
+    (``ChannelAttention``); structure_attention: the structure attention's form,
+    "residual" | "guided" | "seed" (``StructureAttention``); decoder_norm: "group" | "none", the
+    MLDA-Net decoder blocks' normalisation (``ConvBlock``; the baseline has none).
     """
     return DepthNet(
-        backbone, variant, pretrained, scales, decoder_attention, attention_affinity, weights_path, structure_attention
+        backbone, variant, pretrained, scales, decoder_attention, attention_affinity, weights_path, structure_attention,
+        decoder_norm,
     )
 
 
@@ -51,4 +54,5 @@ def depth_net_from_config(model, pretrained: bool = False, weights_path: str | P
         attention_affinity=model.attention_affinity,
         weights_path=weights_path,
         structure_attention=model.structure_attention,
+        decoder_norm=model.decoder_norm,
     )

@@ -6,7 +6,8 @@ From x = the deepest feature level, for k = 4..0:
     f_h = ConvBlock(u) → D_k                        (at H/2^k)
     x   = SA(f_l, f_h) when enabled (by default f_h refined residually), else f_h
     disp_k = sigmoid(Conv3×3(x)) for k in scales
-With CA and SA off this is monodepth2's U-Net depth decoder.
+ConvBlock normalises with GroupNorm when ``norm="group"`` (MLDA-Net's default, see ConvBlock).
+With CA and SA off and ``norm="none"`` this is monodepth2's U-Net depth decoder.
 """
 
 from __future__ import annotations
@@ -38,11 +39,30 @@ class ReflectConv3x3(nn.Conv2d):
         return super().forward(reflect_pad(x))
 
 
-class ConvBlock(nn.Sequential):
-    """monodepth2's ConvBlock: reflection-padded 3×3 conv + ELU."""
+DECODER_NORMS = ("group", "none")
+# Channels per group of the decoder's GroupNorm: widths 16..256 give 1..16 groups.
+GROUP_WIDTH = 16
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__(ReflectConv3x3(in_channels, out_channels), nn.ELU(inplace=True))
+
+class ConvBlock(nn.Sequential):
+    """Reflection-padded 3×3 conv (+ GroupNorm with ``norm="group"``) + ELU; ``norm="none"`` is
+    monodepth2's ConvBlock.
+
+    Why the norm: without it nothing bounds the decoder's activations. Adam moves every weight by
+    about the learning rate whatever its gradient, so one step whose gradient pushes a conv's
+    weights the same way can multiply its output; in a collapsed demo run (lr 5e-4) one step took
+    the decoder's largest activations from 8-10 to 78-288 and every head's logits from [-6, -2] to
+    [26, 89]: sigmoid exactly 1, no gradient, and Adam's momentum kept growing them. Normalised,
+    a block's output scale does not depend on its weights' scale, so no step can do that.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, norm: str = "none") -> None:
+        if norm not in DECODER_NORMS:
+            raise ValueError(f"decoder norm {norm!r} is not one of {', '.join(DECODER_NORMS)}")
+        layers: list[nn.Module] = [ReflectConv3x3(in_channels, out_channels)]
+        if norm == "group":
+            layers.append(nn.GroupNorm(max(1, out_channels // GROUP_WIDTH), out_channels))
+        super().__init__(*layers, nn.ELU(inplace=True))
 
 
 class Decoder(nn.Module):
@@ -57,6 +77,7 @@ class Decoder(nn.Module):
         attention_affinity: str = "cosine",
         widths: Sequence[int] = DECODER_CHANNELS,
         structure_form: str = "residual",
+        norm: str = "none",
     ) -> None:
         super().__init__()
         if len(skip_channels) != 5 or len(widths) != 5:
@@ -68,10 +89,10 @@ class Decoder(nn.Module):
         # Modules are keyed by level k (as strings, which ModuleDict requires).
         levels = range(self.scales[0], 5)
         self.reduce = nn.ModuleDict(
-            {str(k): ConvBlock(skip_channels[4] if k == 4 else widths[k + 1], widths[k]) for k in levels}
+            {str(k): ConvBlock(skip_channels[4] if k == 4 else widths[k + 1], widths[k], norm) for k in levels}
         )
         self.fuse = nn.ModuleDict(
-            {str(k): ConvBlock(widths[k] + (skip_channels[k - 1] if k > 0 else 0), widths[k]) for k in levels}
+            {str(k): ConvBlock(widths[k] + (skip_channels[k - 1] if k > 0 else 0), widths[k], norm) for k in levels}
         )
         # Level 0 has no skip connection, hence no CA.
         self.channel_attention = (

@@ -27,8 +27,9 @@ class DepthNet(nn.Module):
     ``variant="mlda"``: both MLFE branches fused by global attention per level, decoder with
     channel attention (unless ``decoder_attention=False``) and structure attention of the form
     ``structure_attention`` ("residual" | "guided" | "seed", see :class:`StructureAttention`).
-    ``variant="baseline"``: image branch, GA, decoder CA and SA all off, which is monodepth2's
-    ResNet + U-Net (``decoder_attention`` is then ignored).
+    and decoder blocks normalised by ``decoder_norm`` ("group" | "none", see :class:`ConvBlock`).
+    ``variant="baseline"``: image branch, GA, decoder CA, SA and norm all off, which is monodepth2's
+    ResNet + U-Net (``decoder_attention`` and ``decoder_norm`` are then ignored).
     """
 
     def __init__(
@@ -41,6 +42,7 @@ class DepthNet(nn.Module):
         attention_affinity: str = "cosine",
         weights_path: str | Path | None = None,
         structure_attention: str = "residual",
+        decoder_norm: str = "group",
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
@@ -60,6 +62,7 @@ class DepthNet(nn.Module):
             structure_attention=mlda,
             attention_affinity=attention_affinity,
             structure_form=structure_attention,
+            norm=decoder_norm if mlda else "none",
         )
         self.scales = self.decoder.scales
 

@@ -151,6 +151,7 @@ def _upgraded_model_section(model: dict[str, Any]) -> dict[str, Any]:
     if "attention_affinity" not in model:
         model["attention_affinity"] = "scaled" if model.pop("attention_scale", True) else "raw"
     model.setdefault("structure_attention", "guided")
+    model.setdefault("decoder_norm", "none")
     return model
 
 

@@ -77,7 +77,7 @@ from mldanet.types import STEREO, Batch, LossResult, collate_samples
 UNPREFIXED_TERMS = ("weight/", "log_var/", "lr", "train/", "collapse/", "gates/")
 
 # Model fields a resumed run must share with its checkpoint (the others do not change the weights).
-ARCHITECTURE_KEYS = ("backbone", "variant", "decoder_attention", "structure_attention", "scales")
+ARCHITECTURE_KEYS = ("backbone", "variant", "decoder_attention", "structure_attention", "decoder_norm", "scales")
 
 
 class TrainingStopped(RuntimeError):
