@@ -97,6 +97,45 @@ def test_verdict_when_the_network_is_worse_than_the_prior():
     )
 
 
+def test_verdict_names_the_metrics_that_disagree_with_abs_rel():
+    """A run that loses on abs_rel but wins on the other six has learned something: no "not learned"."""
+    prior = {"abs_rel": 0.208, "sq_rel": 2.389, "rmse": 7.501, "rmse_log": 0.311, "a1": 0.690, "a2": 0.855, "a3": 0.929}
+    trained = {"abs_rel": 0.233, "sq_rel": 2.088, "rmse": 6.868, "rmse_log": 0.291, "a1": 0.706, "a2": 0.885, "a3": 0.951}
+    report = SimpleNamespace(trained=trained, prior=prior, untrained={"abs_rel": 0.907, "a1": 0.0})
+    assert verdict(report) == (
+        "The trained MLDA-Net is worse than the median-depth prior on abs_rel but better on sq_rel, rmse, rmse_log, "
+        "a1, a2, a3: abs_rel 0.233 = 1.12 × the prior's 0.208 and 0.26 × the untrained network's 0.907; a1 0.71 vs 0.69."
+    )
+    mostly_worse = {**trained, "rmse": 8.0, "rmse_log": 0.4, "a1": 0.6}
+    assert verdict(SimpleNamespace(trained=mostly_worse, prior=prior, untrained=report.untrained)).endswith(
+        "it has not learned the scene yet."
+    )
+
+
+def test_training_curves_leave_out_a_negative_total(tmp_path):
+    """Learned weights make the total negative; the log-scale panel then shows the positive terms."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mldanet.report import plot_training_curves
+
+    history = [
+        {"step": k, "loss/total": 0.3 - 0.1 * k, "loss/reprojection": 0.02, "loss/hints": 0.3, "loss/smoothness": 0.01, "lr": 1e-4}
+        for k in range(6)
+    ]
+    drawn = []
+    original = plt.Axes.plot
+    plt.Axes.plot = lambda self, x, y, label=None, **kw: drawn.append(label) or original(self, x, y, label=label, **kw)
+    try:
+        plot_training_curves(history, tmp_path / "curves.png")
+    finally:
+        plt.Axes.plot = original
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    assert "total loss" not in drawn and {"reprojection", "hints", "smoothness"} <= set(drawn)
+
+
 def test_dilated_points_grow_to_squares_and_the_nearer_point_wins():
     depth = np.zeros((5, 6))
     depth[2, 1], depth[2, 3] = 4.0, 2.0

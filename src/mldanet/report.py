@@ -82,20 +82,30 @@ def measure_flatness(pred_disps: list[np.ndarray], gt_depths: list[np.ndarray]) 
 def verdict(report: Any) -> str:
     """One sentence: the trained network against the median-depth prior and the untrained network.
 
-    abs_rel decides "beats" or "is worse than"; when a1 disagrees with it the sentence says so.
+    abs_rel decides "beats" or "is worse than"; the metrics that disagree with it are named, and
+    "it has not learned the scene yet" is said only when the prior wins on most metrics (a run can
+    lose on abs_rel, which near points dominate, and still win on rmse and the a-thresholds).
     """
     trained, prior, untrained = report.trained, report.prior, report.untrained
+    keys = [key for key in METRIC_KEYS if key in trained and key in prior]
+    better = [key for key in keys if (trained[key] < prior[key] if key in LOWER_IS_BETTER else trained[key] > prior[key])]
+    worse = [key for key in keys if key not in better]
     beats = trained["abs_rel"] < prior["abs_rel"]
-    relation = "beats the median-depth prior" if beats else "is worse than the median-depth prior"
-    if beats and trained["a1"] < prior["a1"]:
-        relation += " on abs_rel but not on a1"
+    if not worse:
+        relation = "beats the median-depth prior"
+    elif not better:
+        relation = "is worse than the median-depth prior"
+    elif beats:
+        relation = f"beats the median-depth prior on abs_rel but not on {', '.join(worse)}"
+    else:
+        relation = f"is worse than the median-depth prior on {', '.join(worse)} but better on {', '.join(better)}"
     sentence = (
         f"The trained MLDA-Net {relation}: "
         f"abs_rel {trained['abs_rel']:.3f} = {trained['abs_rel'] / prior['abs_rel']:.2f} × the prior's "
         f"{prior['abs_rel']:.3f} and {trained['abs_rel'] / untrained['abs_rel']:.2f} × the untrained network's "
         f"{untrained['abs_rel']:.3f}; a1 {trained['a1']:.2f} vs {prior['a1']:.2f}"
     )
-    return sentence + ("." if beats else "; it has not learned the scene yet.")
+    return sentence + ("; it has not learned the scene yet." if len(worse) > len(keys) / 2 else ".")
 
 
 def plot_training_curves(history: list[dict[str, float]], path: Path) -> Path:
@@ -106,15 +116,18 @@ def plot_training_curves(history: list[dict[str, float]], path: Path) -> Path:
 
     steps = [h["step"] for h in history if "loss/total" in h]
     series = {
-        "total loss": [h["loss/total"] for h in history if "loss/total" in h],
-        "reprojection": [h.get("loss/reprojection", np.nan) for h in history if "loss/total" in h],
-        "hints": [h.get("loss/hints", np.nan) for h in history if "loss/total" in h],
+        name: [h.get(key, np.nan) for h in history if "loss/total" in h]
+        for name, key in (("total loss", "loss/total"), ("reprojection", "loss/reprojection"), ("hints", "loss/hints"), ("smoothness", "loss/smoothness"))
     }
+    # With learned weights the total carries the regulariser Σ(s_k − s_k⁰), which can be negative:
+    # on the log axis such a curve would break off, so it is left out (the terms are all positive).
+    if min(series["total loss"], default=1.0) <= 0:
+        del series["total loss"]
     weights = {k: [h.get(k, np.nan) for h in history if "loss/total" in h] for k in sorted({k for h in history for k in h if k.startswith("weight/")})}
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
     for name, values in series.items():
         axes[0].plot(steps, values, label=name, lw=1)
-    axes[0].set_title("losses")
+    axes[0].set_title("losses" if "total loss" in series else "loss terms (unweighted)")
     axes[0].set_xlabel("step")
     axes[0].set_yscale("log")
     axes[0].legend()
