@@ -3,6 +3,10 @@ references, and ``mldanet hints`` end to end on a KITTI-layout tree (2 worker pr
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -207,7 +211,8 @@ def test_interrupted_write_leaves_no_file(kitti_sample, tmp_path, monkeypatch):
             num_disparities=(16,),
             progress=False,
         )
-    assert not [p for p in (tmp_path / "hints").rglob("*") if p.is_file()]
+    # only the settings record, written before any hint, remains
+    assert [p.name for p in (tmp_path / "hints").rglob("*") if p.is_file()] == [hints.SETTINGS_FILE]
 
 
 def test_missing_inputs_and_split_names(kitti_sample, tmp_path, capsys):
@@ -229,3 +234,101 @@ def test_missing_inputs_and_split_names(kitti_sample, tmp_path, capsys):
         run_hints([*argv, "--split", "testonly", "--splits-dir", str(splits)])
     assert cli.main(["hints", *argv, "--split-file", str(tmp_path / "absent.txt")]) == 2
     assert "absent.txt" in capsys.readouterr().err
+
+
+SMALL = ["--block-sizes", "1", "--num-disparities", "16", "--workers", "1"]
+
+
+def test_resume_refuses_hints_of_other_settings(kitti_sample, tmp_path, capsys):
+    root = make_kitti_drive(kitti_sample, tmp_path / "kitti", frames=(1,))
+    split = write_lines(tmp_path / "lines.txt", [f"{FOLDER} 1 l", f"{FOLDER} 1 r"])
+    out = tmp_path / "hints"
+    argv = ["hints", "--data-path", str(root), "--split-file", str(split), "--out", str(out), *SMALL]
+    small, large = ["--height", "48", "--width", "160"], ["--height", "96", "--width", "320"]
+    assert cli.main([*argv, *small]) == 0
+    settings = out / hints.SETTINGS_FILE
+    recorded = json.loads(settings.read_text())
+    assert recorded == {
+        "height": 48, "width": 160, "img_ext": ".jpg", "block_sizes": [1], "num_disparities": [16],
+        "baseline": 0.1, "normalised_fx": 0.58,
+    }
+    assert "2 hints computed" in capsys.readouterr().out
+
+    # the same settings resume; others are refused, naming the settings file and what differs
+    assert cli.main([*argv, *small]) == 0
+    assert "0 hints computed, 2 already present" in capsys.readouterr().out
+    assert cli.main([*argv, *large]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"mldanet hints: error: the hints in {out} were computed with other settings ({settings}: height 48 there, "
+        "96 asked; width 160 there, 320 asked): pass --overwrite to compute them again with these, or choose another --out"
+    )
+    assert cli.main([*argv, *small[:2], "--width", "160", "--block-sizes", "1", "3"]) == 2
+    assert "block_sizes [1] there, [1, 3] asked" in capsys.readouterr().err
+    assert np.load(hint_path(out, FOLDER, 1, "l")).shape == (48, 160)  # nothing was touched
+
+    # --overwrite recomputes at the asked size and records it
+    assert cli.main([*argv, *large, "--overwrite"]) == 0
+    assert "2 hints computed, 0 already present" in capsys.readouterr().out
+    assert np.load(hint_path(out, FOLDER, 1, "r")).shape == (96, 320)
+    assert json.loads(settings.read_text())["width"] == 320
+
+
+def test_hints_without_a_settings_file_must_have_the_asked_size(kitti_sample, tmp_path, capsys):
+    root = make_kitti_drive(kitti_sample, tmp_path / "kitti", frames=(1,))
+    split = write_lines(tmp_path / "lines.txt", [f"{FOLDER} 1 l"])
+    out = tmp_path / "hints"
+    old = hint_path(out, FOLDER, 1, "l")  # as an earlier version left it: no hints_settings.json
+    old.parent.mkdir(parents=True)
+    np.save(old, np.ones((48, 160), np.float32))
+    argv = ["hints", "--data-path", str(root), "--split-file", str(split), "--out", str(out), *SMALL]
+    assert cli.main([*argv, "--height", "96", "--width", "320"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"mldanet hints: error: {old} is 160×48, not the 320×96 asked, and {out} has no hints_settings.json to say "
+        "how its hints were computed: pass --overwrite to compute them again, or choose another --out"
+    )
+    assert not (out / hints.SETTINGS_FILE).exists()
+    assert cli.main([*argv, "--height", "48", "--width", "160"]) == 0
+    assert "0 hints computed, 1 already present" in capsys.readouterr().out
+    assert json.loads((out / hints.SETTINGS_FILE).read_text())["height"] == 48
+
+
+def test_hints_path_checks(kitti_sample, tmp_path, capsys, monkeypatch):
+    root = make_kitti_drive(kitti_sample, tmp_path / "kitti", frames=(1,))
+    split = write_lines(tmp_path / "lines.txt", [f"{FOLDER} 1 l"])
+    a_file = write_lines(tmp_path / "a_file.txt", ["x"])
+
+    def run(data, out):
+        code = cli.main(["hints", "--data-path", str(data), "--split-file", str(split), "--out", str(out), *HINT_ARGS])
+        return code, capsys.readouterr().err.strip()
+
+    assert run(a_file, tmp_path / "hints") == (2, f"mldanet hints: error: data path {a_file} is a file, not a folder")
+    assert run(tmp_path / "absent", tmp_path / "hints") == (2, f"mldanet hints: error: data path not found: {tmp_path / 'absent'}")
+    assert run(root, a_file) == (2, f"mldanet hints: error: hints folder {a_file} is a file, not a folder")
+    read_only = tmp_path / "read_only"
+    read_only.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != read_only and real_access(path, mode))
+    assert run(root, read_only) == (
+        2, f"mldanet hints: error: cannot write into hints folder {read_only}: the folder is not writable"
+    )
+    assert run(root, read_only / "sub") == (
+        2, f"mldanet hints: error: cannot write hints folder {read_only / 'sub'}: {read_only} is not writable"
+    )
+    assert not any(read_only.iterdir())
+
+
+def test_a_damaged_settings_file_is_named(kitti_sample, tmp_path, capsys):
+    root = make_kitti_drive(kitti_sample, tmp_path / "kitti", frames=(1,))
+    split = write_lines(tmp_path / "lines.txt", [f"{FOLDER} 1 l"])
+    out = tmp_path / "hints"
+    out.mkdir()
+    settings = out / hints.SETTINGS_FILE
+    argv = ["hints", "--data-path", str(root), "--split-file", str(split), "--out", str(out), *HINT_ARGS[:4], *SMALL]
+    for text in ("{not json", "[1, 2]"):
+        settings.write_text(text)
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"mldanet hints: error: {settings} is not a hints settings file (")
+        assert err.endswith("): delete it and pass --overwrite")
+    assert cli.main([*argv, "--overwrite"]) == 0
+    assert json.loads(settings.read_text())["height"] == 96

@@ -25,6 +25,7 @@ from mldanet.config import Config, config_from_dict
 from mldanet.data.ground_truth import calib_dir, generate_depth_map, velodyne_path
 from mldanet.data.images import CAMERA_NUMBERS
 from mldanet.data.images import image_path as frame_path
+from mldanet.data.npy import load_npy
 from mldanet.data.splits import parse_split_line, read_split_lines
 from mldanet.hints import compute_hints, hint_path
 from mldanet.report import Flatness, measure_flatness, plot_figures, verdict, write_report
@@ -175,10 +176,12 @@ def prepare_data(out: Path, settings: DemoSettings, seed: int, clock: StageClock
     grid_lines = test_lines[:: max(1, len(test_lines) // settings.grid_frames)][: settings.grid_frames]
 
     with clock.stage("hints: fused SGM"):
+        # the drives were just rendered anew (another seed or size renders other images), so hints
+        # an earlier demo left in this folder are never reused
         compute_hints(
             root, train_lines + grid_lines, hints_dir, height=settings.hint_height, width=settings.hint_width,
             workers=settings.workers, img_ext=".jpg", block_sizes=settings.hint_block_sizes,
-            num_disparities=settings.hint_num_disparities,
+            num_disparities=settings.hint_num_disparities, overwrite=True,
         )
 
     with clock.stage("ground truth: Velodyne -> depth maps"):
@@ -297,8 +300,8 @@ def depth_for_line(root: Path, line: str) -> np.ndarray:
 
 
 def load_hint(hints_dir: Path, line: str) -> np.ndarray:
-    """The saved depth hint of a split line, in metres."""
-    return np.load(hint_path(hints_dir, *parse_split_line(line))) * STEREO_FACTOR
+    """The saved depth hint of a split line, in metres (read without unpickling: see :func:`load_npy`)."""
+    return load_npy(hint_path(hints_dir, *parse_split_line(line)), "depth hint") * STEREO_FACTOR
 
 
 def median_depth_prior(depths: list[np.ndarray]) -> np.ndarray:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import math
 import multiprocessing
 import os
@@ -26,7 +27,9 @@ import numpy as np
 from tqdm import tqdm
 
 from mldanet.data.images import CAMERA_FOLDERS, OTHER_SIDE, frame_name, image_path, load_image, resize_image
+from mldanet.data.npy import npy_header
 from mldanet.data.splits import parse_split_line, read_split_lines
+from mldanet.paths import require_dir, require_writable_dir
 
 HINT_BASELINE = 0.1  # stereo baseline in training units (DESIGN §4)
 NORMALISED_FX = 0.58  # KITTI focal length / image width
@@ -36,6 +39,7 @@ SSIM_WEIGHT = 0.85
 SSIM_C1 = 0.01**2
 SSIM_C2 = 0.03**2
 TILED_FRACTION = 0.4  # score a candidate tile by tile when it touches fewer tiles than this, else whole
+SETTINGS_FILE = "hints_settings.json"  # beside the hints: what they were computed with (see check_hint_settings)
 
 
 @functools.lru_cache(maxsize=None)
@@ -409,6 +413,71 @@ def compute_hint(settings: HintSettings, job: tuple[str, int, str]) -> float:
     return float(np.count_nonzero(depth)) / depth.size
 
 
+def settings_record(settings: HintSettings) -> dict[str, object]:
+    """What the saved hints depend on (not where they are read from or written to), as JSON values."""
+    return {
+        "height": settings.height,
+        "width": settings.width,
+        "img_ext": settings.img_ext,
+        "block_sizes": list(settings.block_sizes),
+        "num_disparities": list(settings.num_disparities),
+        "baseline": HINT_BASELINE,
+        "normalised_fx": NORMALISED_FX,
+    }
+
+
+def read_settings_file(path: Path) -> dict[str, object]:
+    """The record a previous run left in ``path``; an unreadable one is an error naming it."""
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not a hints settings file ({error}): delete it and pass --overwrite") from None
+    if not isinstance(stored, dict):
+        raise ValueError(f"{path} is not a hints settings file (no JSON object): delete it and pass --overwrite")
+    return stored
+
+
+def differing_settings(stored: dict[str, object], asked: dict[str, object]) -> list[str]:
+    """``"width 640 there, 1024 asked"`` for every setting ``stored`` has otherwise than ``asked``."""
+    return [f"{key} {stored.get(key)} there, {value} asked" for key, value in asked.items() if stored.get(key) != value]
+
+
+def check_hint_settings(out_dir: Path, settings: HintSettings, present: list[Path], overwrite: bool) -> None:
+    """Refuse to resume hints computed with other settings; record this run's settings beside the hints.
+
+    ``present``: the hint files of this run's lines that exist already. With a settings file, its
+    record must equal this run's (size, SGBM block sizes and disparity ranges, image type and the
+    constants depths are scaled by). Without one (hints from before it was written), every present
+    file must at least have the asked size. ``overwrite`` recomputes instead of refusing (this
+    run's lines only: hints of other lines in ``out_dir`` stay as they were).
+    """
+    path = out_dir / SETTINGS_FILE
+    asked = settings_record(settings)
+    if path.is_file() and not overwrite:
+        differences = differing_settings(read_settings_file(path), asked)
+        if differences:
+            raise ValueError(
+                f"the hints in {out_dir} were computed with other settings ({path}: {'; '.join(differences)}): "
+                "pass --overwrite to compute them again with these, or choose another --out"
+            )
+    elif not path.exists() and not overwrite:
+        for hint in present:
+            shape, _ = npy_header(hint, "depth hint")
+            if tuple(shape) != (settings.height, settings.width):
+                size = "×".join(map(str, shape[::-1]))
+                raise ValueError(
+                    f"{hint} is {size}, not the {settings.width}×{settings.height} asked, and {out_dir} has no "
+                    f"{SETTINGS_FILE} to say how its hints were computed: pass --overwrite to compute them again, "
+                    "or choose another --out"
+                )
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(json.dumps(asked, indent=2) + "\n")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 _worker_settings: HintSettings | None = None
 
 
@@ -464,17 +533,18 @@ def compute_hints(
 ) -> HintsSummary:
     """Fused-SGM hints for the target image of every split line, saved under ``out_dir``.
 
-    Existing outputs are skipped unless ``overwrite``. A missing input image is an error naming
-    it, or with ``skip_missing`` the pair is left out and counted. ``workers`` > 1 uses spawned
-    processes (one pair at a time each).
+    Existing outputs are skipped unless ``overwrite``, provided they were computed with these
+    settings (recorded in ``out_dir/hints_settings.json``, see :func:`check_hint_settings`). A
+    missing input image is an error naming it, or with ``skip_missing`` the pair is left out and
+    counted. ``workers`` > 1 uses spawned processes (one pair at a time each).
     """
     start = time.perf_counter()
     if height <= 0 or width <= 0:
         raise ValueError(f"hint size {height}×{width} must be positive")
     if workers < 1:
         raise ValueError(f"workers={workers} must be at least 1")
-    if not Path(data_path).is_dir():
-        raise FileNotFoundError(f"data path not found: {data_path}")
+    require_dir(data_path, "data path")
+    require_writable_dir(out_dir, "hints folder")
     settings = HintSettings(
         str(data_path), str(out_dir), height, width, img_ext, tuple(block_sizes), tuple(num_disparities)
     )
@@ -484,8 +554,11 @@ def compute_hints(
     if max(settings.num_disparities) >= width:
         raise ValueError(f"numDisparities {max(settings.num_disparities)} must be below the hint width {width}")
 
+    jobs = hint_jobs(lines)
+    present = [] if overwrite else [p for job in jobs if (p := hint_path(out_dir, *job)).is_file()]
+    check_hint_settings(Path(out_dir), settings, present, overwrite)
     todo, skipped, missing = [], 0, []
-    for job in hint_jobs(lines):
+    for job in jobs:
         folder, frame_index, side = job
         if not overwrite and hint_path(out_dir, folder, frame_index, side).is_file():
             skipped += 1
@@ -536,7 +609,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
     parser.add_argument("--height", type=int, default=320, help="hint height (default 320)")
     parser.add_argument("--width", type=int, default=1024, help="hint width (default 1024)")
-    parser.add_argument("--overwrite", action="store_true", help="recompute hints that already exist")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="recompute hints that already exist (needed to reuse --out with other settings than its hints_settings.json)",
+    )
     parser.add_argument("--img-ext", default=".jpg", choices=(".jpg", ".png"), help="image file extension")
     parser.add_argument("--block-sizes", type=int, nargs="+", default=list(BLOCK_SIZES), help="SGBM block sizes")
     parser.add_argument(

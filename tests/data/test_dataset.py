@@ -212,13 +212,106 @@ def test_corrupt_files_at_load_time_name_the_path(kitti_sample, tmp_path):
         data[0]
     hint = hint_path(root / "hints", FOLDER, 1, "l")
     hint.parent.mkdir(parents=True)
-    hint.write_bytes(b"garbage")
+    np.save(hint, np.ones((H, W), np.float32))
     data = dataset(root, [f"{FOLDER} 1 l"], frame_ids=(0,), train=False)
-    with pytest.raises(ValueError, match=f"cannot read depth hint {hint}"):
+    hint.write_bytes(b"garbage")  # damaged after the dataset was built: found at load time
+    with pytest.raises(ValueError) as error:
         data[0]
+    assert str(error.value) == (
+        f"depth hint {hint} is not a NumPy .npy array (it lacks the .npy signature): write it with numpy.save"
+    )
     hint.unlink()
     with pytest.raises(FileNotFoundError, match=f"depth hint not found: {hint}"):
         data[0]
+
+
+def test_object_array_hints_are_refused_unread(kitti_sample, tmp_path):
+    root = make_kitti_drive(kitti_sample, tmp_path / "kitti")
+    hint = hint_path(root / "hints", FOLDER, 1, "l")
+    hint.parent.mkdir(parents=True)
+    marker = tmp_path / "pwned"
+    objects = np.empty(1, dtype=object)
+    objects[0] = RunsACommand(marker)
+    np.save(hint, objects, allow_pickle=True)
+    # at construction (the first hint's header is read) and at load time
+    with pytest.raises(ValueError) as error:
+        dataset(root, [f"{FOLDER} 1 l"], frame_ids=(0,), train=False)
+    np.save(hint, np.ones((H, W), np.float32))
+    data = dataset(root, [f"{FOLDER} 1 l"], frame_ids=(0,), train=False)
+    np.save(hint, objects, allow_pickle=True)
+    with pytest.raises(ValueError) as at_load:
+        data[0]
+    for message in (str(error.value), str(at_load.value)):
+        assert message == (
+            f"depth hint {hint} holds Python objects (an object array), not numbers: it was refused unread, since "
+            "unpickling could run code; save a numeric array with numpy.save"
+        )
+        assert "allow_pickle" not in message and "unsafe" not in message
+    assert not marker.exists()
+
+
+class RunsACommand:
+    """Unpickling this would create ``marker`` (a file never unpickled leaves none)."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def write_hint(root, frame: int, side: str, shape: tuple[int, int]):
+    path = hint_path(root / "hints", FOLDER, frame, side)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    hint = np.random.default_rng(frame).uniform(1, 50, shape).astype(np.float32)
+    np.save(path, hint)
+    return path, hint
+
+
+def test_hints_of_another_shape_are_refused_naming_the_file(kitti_sample, tmp_path):
+    root = make_kitti_drive(kitti_sample, tmp_path / "kitti")
+    wrong, _ = write_hint(root, 1, "l", (7, 9))
+    with pytest.raises(ValueError) as error:
+        dataset(root, [f"{FOLDER} 1 l"], frame_ids=(0,), train=False)
+    image = root / FOLDER / "image_02/data/0000000001.jpg"
+    assert str(error.value) == (
+        f"depth hint {wrong} is 9×7 (width/height 1.29) but its image {image} is 1241×376 (3.30): it was computed "
+        "for other images; compute the hints again with `mldanet hints --overwrite`"
+    )
+    # a later hint of another shape than the first: refused when it is loaded
+    write_hint(root, 1, "l", (H, W))
+    later, _ = write_hint(root, 1, "r", (H, H))
+    data = dataset(root, [f"{FOLDER} 1 l", f"{FOLDER} 1 r"], frame_ids=(0,), train=False)
+    data[0]
+    with pytest.raises(ValueError, match=f"depth hint {later} is {H}×{H} "):
+        data[1]
+
+
+def test_hints_of_another_size_are_resized_with_one_warning(kitti_sample, tmp_path, caplog):
+    root = make_kitti_drive(kitti_sample, tmp_path / "kitti")
+    # 320×100 for 1241×376 images: 3 % off in aspect (as monodepth2's 1024×320 for KITTI), resized to 320×96
+    first, saved = write_hint(root, 1, "l", (100, W))
+    write_hint(root, 1, "r", (100, W))
+    with caplog.at_level(logging.WARNING, logger="mldanet.data.dataset"):
+        data = dataset(root, [f"{FOLDER} 1 l", f"{FOLDER} 1 r"], frame_ids=(0,), train=False)
+        samples = [data[i % 2] for i in range(6)]
+    warnings = [r.getMessage() for r in caplog.records if "depth hints" in r.getMessage()]
+    assert warnings == [
+        f"depth hints such as {first} are {W}×100, not the network's {W}×{H}: they are resized (nearest neighbour) "
+        f"at every load; `mldanet hints --width {W} --height {H}` computes them at this size"
+    ]
+    # nearest neighbour at pixel centres: output row i samples source row floor((i + ½)·100/96) (never a tie)
+    rows = (2 * np.arange(H) + 1) * 100 // (2 * H)
+    np.testing.assert_array_equal(samples[0].depth_hint[0].numpy(), saved[rows])
+    # a hint of exactly the network size is used as saved, without a warning
+    caplog.clear()
+    exact_path, exact = write_hint(root, 1, "l", (H, W))
+    with caplog.at_level(logging.WARNING, logger="mldanet.data.dataset"):
+        sample = dataset(root, [f"{FOLDER} 1 l"], frame_ids=(0,), train=False)[0]
+    assert not caplog.records
+    np.testing.assert_array_equal(sample.depth_hint[0].numpy(), exact)
 
 
 def test_a_frame_of_another_size_is_refused_naming_both_files(kitti_sample, tmp_path):

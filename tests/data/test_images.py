@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mldanet.data.images import image_path, load_image, resize_image
+from mldanet.data.images import image_path, load_image, read_image_size, resize_image
 
 REAL = Path("2011_10_03/2011_10_03_drive_0000_sync/image_02/data/0000000001.jpg")
 
@@ -61,3 +61,14 @@ def test_resize_shrinks_by_area_and_enlarges_bilinearly():
     enlarged = resize_image(image, 16, 24)
     np.testing.assert_allclose(enlarged, cv2.resize(image, (24, 16), interpolation=cv2.INTER_LINEAR))
     assert resize_image(image, 8, 12) is image
+
+
+def test_image_size_from_the_header(kitti_sample, tmp_path):
+    assert read_image_size(kitti_sample / REAL) == cv2.imread(str(kitti_sample / REAL)).shape[:2] == (376, 1241)
+    cv2.imwrite(str(tmp_path / "small.png"), np.zeros((7, 9, 3), np.uint8))
+    assert read_image_size(tmp_path / "small.png") == (7, 9)
+    with pytest.raises(FileNotFoundError, match=f"image not found: {tmp_path / 'absent.jpg'}"):
+        read_image_size(tmp_path / "absent.jpg")
+    (tmp_path / "garbage.jpg").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match=f"cannot read the size of image {tmp_path / 'garbage.jpg'} \\(corrupt or not an image"):
+        read_image_size(tmp_path / "garbage.jpg")

@@ -22,6 +22,8 @@ from mldanet.geometry import disp_to_depth
 from mldanet.models import build_depth_net
 from mldanet.training.checkpoint import load_depth_net, save_checkpoint
 
+from ..data.kitti_layout import FOLDER, make_kitti_drive, write_lines
+
 LINE = "2011_10_03/2011_10_03_drive_0000_sync 1 l"
 
 
@@ -212,3 +214,106 @@ def test_bad_checkpoints_give_one_line_errors(checkpoints, kitti_sample, split_f
     assert len(lines) == 1 and lines[0] == err.strip().splitlines()[-1]
     assert f"checkpoint {checkpoint}" in lines[0] and message in lines[0]
     assert not (checkpoints["malicious"].parent / "pwned").exists()
+
+
+# ------------------------------------------------- ground truth of the right frames, paths checked first
+
+
+def test_gt_exported_for_another_split_is_refused(checkpoints, kitti_sample, tmp_path, capsys):
+    root = make_kitti_drive(kitti_sample, tmp_path / "kitti", frames=(1, 2))
+    exported = write_lines(tmp_path / "exported.txt", [f"{FOLDER} 1 l"])
+    other = write_lines(tmp_path / "other.txt", [f"{FOLDER} 2 l"])  # as long, other frames
+    gt_path = tmp_path / "gt_depths.npz"
+    assert main(["export-gt", "--data-path", str(root), "--split-file", str(exported), "--out", str(gt_path)]) == 0
+    scans = ["evaluate", "--checkpoint", str(checkpoints["MS"]), "--data-path", str(root), "--num-workers", "0", "--device", "cpu"]
+    argv = [*scans, "--gt", str(gt_path)]
+    capsys.readouterr()
+    assert main([*argv, "--split-file", str(other)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"mldanet evaluate: error: {gt_path} holds the ground truth of other frames than {other}: its line 1 is "
+        f"'{FOLDER} 1 l' but the split's is '{FOLDER} 2 l'; export the ground truth from this split (mldanet export-gt)"
+    )
+    # its own split, written another way (zero-padded frame), is accepted and scores as the scans do
+    padded = write_lines(tmp_path / "padded.txt", [f"{FOLDER} 0000000001 l"])
+    assert main([*argv, "--split-file", str(padded), "--json", str(tmp_path / "with_gt.json")]) == 0
+    assert main([*scans, "--split-file", str(padded), "--json", str(tmp_path / "scans.json")]) == 0
+    with_gt, scans = (json.loads((tmp_path / name).read_text()) for name in ("with_gt.json", "scans.json"))
+    assert with_gt["gt"] == str(gt_path) and scans["gt"] == "velodyne"
+    assert with_gt["metrics"] == scans["metrics"]
+
+
+def test_gt_without_lines_must_have_each_images_size(checkpoints, kitti_sample, tmp_path, capsys):
+    root = make_kitti_drive(kitti_sample, tmp_path / "kitti", frames=(1, 2))
+    smaller = root / FOLDER / "image_02/data/0000000002.jpg"
+    cv2.imwrite(str(smaller), cv2.resize(cv2.imread(str(smaller)), (1224, 370)))
+    split = write_lines(tmp_path / "test_files.txt", [f"{FOLDER} 1 l", f"{FOLDER} 2 l"])
+    gt_path = tmp_path / "gt_depths.npz"
+    maps = np.empty(2, dtype=object)
+    maps[0], maps[1] = np.full((376, 1241), 10.0, np.float32), np.full((376, 1241), 10.0, np.float32)
+    np.savez_compressed(gt_path, data=maps)  # monodepth2's format: no 'lines'
+    code = main(["evaluate", "--checkpoint", str(checkpoints["MS"]), "--data-path", str(root), "--split-file", str(split),
+                 "--gt", str(gt_path), "--num-workers", "0", "--device", "cpu"])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"mldanet evaluate: error: {gt_path}: ground-truth map 2 is 1241×376 but its image {smaller} (line 2 of "
+        f"{split}: '{FOLDER} 2 l') is 1224×370: the ground truth is of other frames; export it from this split "
+        "(mldanet export-gt)"
+    )
+
+
+def test_object_array_disparities_get_our_message(tmp_path, capsys):
+    gt_path, _ = write_inputs(tmp_path, [np.ones((4, 4), np.float32)], [np.ones((4, 4), np.float32)])
+    disps = tmp_path / "objects.npy"
+    objects = np.empty(1, dtype=object)
+    objects[0] = RunsACommand(tmp_path / "pwned")
+    np.save(disps, objects, allow_pickle=True)
+    assert main(["evaluate", "--pred-disps", str(disps), "--gt", str(gt_path), "--scaling", "stereo"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"mldanet evaluate: error: disparity file {disps} holds Python objects (an object array), not numbers: it was "
+        "refused unread, since unpickling could run code; save a numeric array with numpy.save"
+    )
+    assert "allow_pickle" not in err and not (tmp_path / "pwned").exists()
+
+
+def test_evaluate_checks_paths_before_evaluating(checkpoints, kitti_sample, split_file, tmp_path, capsys, monkeypatch):
+    gt = np.zeros((20, 60), np.float32)
+    gt[8:19, 2:57] = 10.0
+    gt_path, disp_path = write_inputs(tmp_path, [gt], [np.full((10, 30), 0.45, np.float32)])
+    a_file = write_lines(tmp_path / "a_file.txt", ["x"])
+
+    def evaluate(*argv):
+        code = main(["evaluate", *argv])
+        captured = capsys.readouterr()
+        return code, captured.err.strip(), captured.out
+
+    pred = ["--pred-disps", str(disp_path), "--gt", str(gt_path), "--scaling", "stereo"]
+    read_only = tmp_path / "read_only"
+    read_only.mkdir()
+    (read_only / "result.json").write_text("{}")
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: read_only not in Path(path).parents and Path(path) != read_only
+                        and real_access(path, mode))
+    json_out = read_only / "result.json"
+    assert evaluate(*pred, "--json", str(json_out)) == (
+        2, f"mldanet evaluate: error: cannot write --json file {json_out}: the file is read-only", ""
+    )
+    assert evaluate(*pred, "--json", str(read_only / "new.json")) == (
+        2, f"mldanet evaluate: error: cannot write --json file {read_only / 'new.json'}: {read_only} is not writable", ""
+    )
+    assert evaluate(*pred, "--json", str(tmp_path)) == (
+        2, f"mldanet evaluate: error: --json file {tmp_path} is a folder, not a file", ""
+    )
+    assert evaluate("--pred-disps", str(disp_path), "--gt", str(tmp_path), "--scaling", "stereo") == (
+        2, f"mldanet evaluate: error: ground-truth file {tmp_path} is a folder, not a file", ""
+    )
+    assert evaluate("--pred-disps", str(tmp_path), "--gt", str(gt_path), "--scaling", "stereo") == (
+        2, f"mldanet evaluate: error: disparity file {tmp_path} is a folder, not a file", ""
+    )
+    checkpoint = ["--checkpoint", str(checkpoints["MS"]), "--split-file", str(split_file)]
+    assert evaluate(*checkpoint, "--data-path", str(a_file)) == (
+        2, f"mldanet evaluate: error: data path {a_file} is a file, not a folder", ""
+    )
+    assert evaluate(*checkpoint, "--data-path", str(kitti_sample), "--benchmark-dir", str(a_file)) == (
+        2, f"mldanet evaluate: error: benchmark directory {a_file} is a file, not a folder", ""
+    )

@@ -25,7 +25,8 @@ def read_calib(path: Path) -> dict[str, np.ndarray]:
 
 
 def kitti_depth_map(calib_dir: Path, velo_path: Path, cam: int = 2) -> np.ndarray:
-    """Depth map as KITTI's devkit / monodepth2 build it: P_rect · R_rect_00 · velo_to_cam, 1-based pixels."""
+    """Depth map by KITTI's devkit projection (P_rect · R_rect_00 · velo_to_cam, 1-based pixels), the
+    nearest point of every pixel kept (export-gt's --exact-min; its default copies monodepth2's quirk)."""
     cam2cam = read_calib(calib_dir / "calib_cam_to_cam.txt")
     velo2cam = read_calib(calib_dir / "calib_velo_to_cam.txt")
     width, height = cam2cam[f"S_rect_0{cam}"].astype(int)
@@ -111,7 +112,7 @@ def test_project_ground_truth_module_agrees(tiny_dataset):
     """mldanet.data.ground_truth (the export-gt path) reads the synthetic calibration the same way."""
     ground_truth = pytest.importorskip("mldanet.data.ground_truth", reason="mldanet.data.ground_truth not available")
     calib_dir, velo = frame_files(tiny_dataset, 1, 1)
-    gt = ground_truth.generate_depth_map(calib_dir, velo, cam=2)
+    gt = ground_truth.generate_depth_map(calib_dir, velo, cam=2, exact_min=True)
     np.testing.assert_allclose(gt, kitti_depth_map(calib_dir, velo), atol=1e-5)
     depth = rendered(tiny_dataset, 1, 1)
     landed = gt > 0

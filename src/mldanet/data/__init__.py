@@ -2,7 +2,8 @@
 
 Modules: ``calibration`` (calib files), ``images`` (layout, reading, resizing), ``splits``
 (split files, ``mldanet splits``), ``augment`` (flip, colour jitter), ``dataset``
-(:class:`KittiRawDataset`), ``ground_truth`` (Velodyne depth maps, ``mldanet export-gt``).
+(:class:`KittiRawDataset`), ``ground_truth`` (Velodyne depth maps, ``mldanet export-gt``), ``npy``
+(``.npy``/``.npz`` reading that never runs code hidden in a pickle).
 The names below are imported lazily so that light users (hint workers) never load torch.
 """
 

@@ -3,7 +3,8 @@
 Images are read with OpenCV and resized to H×W (area averaging when shrinking); the loss sees the
 originals, the networks the colour-jittered copies. A flip mirrors every frame, the hint and the
 ground truth, and negates the stereo baseline. Hints saved at another size are resized to H×W
-with nearest neighbour (depths in training units do not depend on the resolution).
+with nearest neighbour (depths in training units do not depend on the resolution), with one
+warning; a hint whose aspect ratio is not its image's was computed for other images and is refused.
 """
 
 from __future__ import annotations
@@ -19,12 +20,19 @@ from torch.utils.data import Dataset
 from mldanet.data.augment import Augmentation, augmentation_rng, color_jitter, sample_augmentation
 from mldanet.data.calibration import CAM_TO_CAM, VELO_TO_CAM
 from mldanet.data.ground_truth import EVAL_SIZE, calib_dir, generate_depth_map, resize_depth_nearest, velodyne_path
-from mldanet.data.images import CAMERA_NUMBERS, OTHER_SIDE, image_path, load_image, resize_image
+from mldanet.data.images import CAMERA_NUMBERS, OTHER_SIDE, image_path, load_image, read_image_size, resize_image
+from mldanet.data.npy import load_npy, npy_header
 from mldanet.data.splits import parse_split_line
 from mldanet.hints import HINT_BASELINE, NORMALISED_FX, hint_path
+from mldanet.paths import require_dir
 from mldanet.types import STEREO, FrameId, Sample
 
 logger = logging.getLogger(__name__)
+
+# How far (relative) a hint's width/height may be from its image's: hints are the whole image
+# resized, to 1024×320 (3.5 % off KITTI's 1242×375) or 640×192 (0.6 %) in monodepth2's recipe,
+# while a hint of a cropped image, another camera or a transposed array is off by far more.
+HINT_ASPECT_TOLERANCE = 0.1
 
 NORMALISED_K = np.array([[NORMALISED_FX, 0, 0.5, 0], [0, 1.92, 0.5, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=np.float64)
 
@@ -39,6 +47,22 @@ def scaled_intrinsics(height: int, width: int, scales: tuple[int, ...]) -> tuple
         ks.append(k)
     ks = np.stack(ks)
     return torch.from_numpy(ks).float(), torch.from_numpy(np.linalg.inv(ks)).float()
+
+
+def check_hint_shape(shape: tuple[int, ...], image_size: tuple[int, int], path: Path, image: Path) -> None:
+    """Refuse, naming ``path``, a hint that is not 2-D or whose aspect ratio is not that of its
+    ``image`` of (height, width) ``image_size`` (beyond :data:`HINT_ASPECT_TOLERANCE`)."""
+    if len(shape) != 2 or min(shape) <= 0:
+        raise ValueError(
+            f"depth hint {path} is not an H×W array (shape {tuple(shape)}): compute it again with `mldanet hints`"
+        )
+    hint_aspect, image_aspect = shape[1] / shape[0], image_size[1] / image_size[0]
+    if abs(hint_aspect / image_aspect - 1) > HINT_ASPECT_TOLERANCE:
+        raise ValueError(
+            f"depth hint {path} is {shape[1]}×{shape[0]} (width/height {hint_aspect:.2f}) but its image {image} is "
+            f"{image_size[1]}×{image_size[0]} ({image_aspect:.2f}): it was computed for other images; compute the "
+            "hints again with `mldanet hints --overwrite`"
+        )
 
 
 def stereo_transform(side: str, flipped: bool) -> torch.Tensor:
@@ -109,9 +133,7 @@ class KittiRawDataset(Dataset):
                 raise ValueError(f"frame id {frame_id!r} is neither an integer offset nor 's'")
         if height <= 0 or width <= 0:
             raise ValueError(f"image size {height}×{width} must be positive")
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise FileNotFoundError(f"data path not found: {self.root}")
+        self.root = require_dir(root, "data path")
         self.height, self.width = height, width
         self.frame_ids = tuple(frame_ids)
         self.hints_dir = Path(hints_dir) if hints_dir is not None else None
@@ -155,6 +177,27 @@ class KittiRawDataset(Dataset):
             )
         if not self.items:
             raise ValueError(f"no usable lines: {len(lines)} given, {len(self.skipped)} skipped for missing files")
+        # hint sizes already warned about, filled here (before DataLoader workers copy the dataset)
+        # so that a run warns once, not once per worker or per sample
+        self.warned_hint_shapes: set[tuple[int, ...]] = set()
+        if self.hints_dir is not None:
+            first, image = hint_path(self.hints_dir, *self.items[0]), self.frame_path(*self.items[0], 0)
+            shape, _ = npy_header(first, "depth hint")
+            self.note_hint_shape(shape, first, read_image_size(image), image)
+
+    def note_hint_shape(self, shape: tuple[int, ...], path: Path, image_size: tuple[int, int], image: Path) -> bool:
+        """Check a hint's shape against its image's (:func:`check_hint_shape`); True when it must be
+        resized to H×W, which is warned about once per hint size."""
+        check_hint_shape(shape, image_size, path, image)
+        resize = tuple(shape) != (self.height, self.width)
+        if resize and tuple(shape) not in self.warned_hint_shapes:
+            self.warned_hint_shapes.add(tuple(shape))
+            logger.warning(
+                "depth hints such as %s are %d×%d, not the network's %d×%d: they are resized (nearest neighbour) "
+                "at every load; `mldanet hints --width %d --height %d` computes them at this size",
+                path, shape[1], shape[0], self.width, self.height, self.width, self.height,
+            )
+        return resize
 
     def required_files(self, folder: str, frame_index: int, side: str) -> list[Path]:
         """Every file a line's sample reads: frames, partner, hint and, with ``load_gt``, scan and calibration."""
@@ -216,7 +259,7 @@ class KittiRawDataset(Dataset):
         if STEREO in self.frame_ids:
             sample.stereo_T = stereo_transform(side, flip)
         if self.hints_dir is not None:
-            hint = self.load_hint(hint_path(self.hints_dir, folder, frame_index, side), flip)
+            hint = self.load_hint(hint_path(self.hints_dir, folder, frame_index, side), flip, target_size, paths[0])
             sample.depth_hint = hint
             sample.hint_mask = (hint > 0).float()
         if self.load_gt:
@@ -229,17 +272,15 @@ class KittiRawDataset(Dataset):
             sample.depth_gt = torch.from_numpy(np.ascontiguousarray(depth))[None]
         return sample
 
-    def load_hint(self, path: Path, flip: bool) -> torch.Tensor:
-        """1×H×W float32 hint (training units, 0 = invalid), nearest-resized to H×W when saved at another size."""
-        try:
-            hint = np.load(path)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"depth hint not found: {path}") from None
-        except (ValueError, OSError, EOFError) as error:
-            raise ValueError(f"cannot read depth hint {path}: {error}") from None
+    def load_hint(self, path: Path, flip: bool, image_size: tuple[int, int], image: Path) -> torch.Tensor:
+        """1×H×W float32 hint (training units, 0 = invalid) of ``image`` ((height, width) ``image_size``),
+        nearest-resized to H×W when saved at another size (see :meth:`note_hint_shape`)."""
+        hint = load_npy(path, "depth hint")  # never unpickled: an object array is refused unread
         if hint.ndim != 2 or not np.issubdtype(hint.dtype, np.floating):
             raise ValueError(f"depth hint {path} is not an H×W float array (shape {hint.shape}, {hint.dtype})")
-        hint = resize_depth_nearest(hint.astype(np.float32), self.height, self.width)
+        hint = hint.astype(np.float32, copy=False)
+        if self.note_hint_shape(hint.shape, path, image_size, image):
+            hint = resize_depth_nearest(hint, self.height, self.width)
         if flip:
             hint = hint[:, ::-1]
         return torch.from_numpy(np.ascontiguousarray(hint))[None]

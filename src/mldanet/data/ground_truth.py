@@ -3,15 +3,19 @@
 The maps match monodepth2's ``gt_depths.npz`` (so numbers are comparable): the depth of a point
 is its Velodyne x coordinate (forward distance), pixels come from ``P_rect · R_rect_00 ·
 velo_to_cam`` rounded and shifted by one (monodepth2 keeps the 1-based pixel convention of
-KITTI's MATLAB devkit), points behind the scanner or the camera are dropped and, where several
-points land on a pixel, the nearest is kept. For ``eigen_benchmark`` the KITTI depth-completion annotations
-(uint16 PNG, metres × 256) are read instead.
+KITTI's MATLAB devkit), points behind the scanner are dropped and, where several points land on
+a pixel, the nearest is kept, by monodepth2's rule and its quirk at column 0 unless
+``--exact-min`` (see :func:`generate_depth_map`). For ``eigen_benchmark`` the KITTI
+depth-completion annotations (uint16 PNG, metres × 256) are read instead. The ``.npz`` also
+stores the split lines, so evaluation can tell the ground truth of another split.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -20,7 +24,9 @@ from tqdm import tqdm
 
 from mldanet.data.calibration import image_size_from_calib, velo_to_image
 from mldanet.data.images import CAMERA_FOLDERS, CAMERA_NUMBERS, frame_name
+from mldanet.data.npy import load_npz
 from mldanet.data.splits import parse_split_line, read_split_lines
+from mldanet.paths import require_dir, require_writable_file
 
 EVAL_SIZE = (375, 1242)  # (height, width) monodepth2 resizes validation ground truth to
 BENCHMARK_SPLIT = "eigen_benchmark"
@@ -46,26 +52,85 @@ def load_velodyne_points(path: str | Path) -> np.ndarray:
     return raw.reshape(-1, 4)
 
 
-def generate_depth_map(calib_dir: str | Path, velo_path: str | Path, cam: int = 2) -> np.ndarray:
-    """H×W float32 depth in metres (0 = no point) of scan ``velo_path`` seen by camera ``cam``.
+def project_scan(
+    calib_dir: str | Path, velo_path: str | Path, cam: int, in_front_only: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, columns (0-based, in the image) and depths of the scan's points that land in the image.
 
-    H×W is the rectified image size (``S_rect_0{cam}``); see the module docstring for the
-    projection conventions.
+    As monodepth2: only points behind the scanner (x < 0) are dropped before projecting, pixels
+    are rounded and shifted by one, and the points keep their order in the scan.
+    ``in_front_only`` also drops the points behind the camera (z ≤ 0), whose projection is
+    mirrored through the centre of the image.
     """
     height, width = image_size_from_calib(calib_dir, cam)
     projection = velo_to_image(calib_dir, cam)
     points = load_velodyne_points(velo_path).astype(np.float64)
     points = points[points[:, 0] >= 0]
     homogeneous = np.concatenate([points[:, :3], np.ones((len(points), 1))], axis=1)
-    pixels = homogeneous @ projection.T
-    in_front = pixels[:, 2] > 0
-    points, pixels = points[in_front], pixels[in_front]
-    u = np.round(pixels[:, 0] / pixels[:, 2]).astype(np.int64) - 1
-    v = np.round(pixels[:, 1] / pixels[:, 2]).astype(np.int64) - 1
-    inside = (u >= 0) & (v >= 0) & (u < width) & (v < height)
+    pixels = np.dot(projection, homogeneous.T).T  # monodepth2's product, term for term
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # a point in the camera plane (z = 0) divides to inf/nan and fails the bounds test below
+        u = np.round(pixels[:, 0] / pixels[:, 2]) - 1
+        v = np.round(pixels[:, 1] / pixels[:, 2]) - 1
+        inside = (u >= 0) & (v >= 0) & (u < width) & (v < height)
+    if in_front_only:
+        inside &= pixels[:, 2] > 0
+    return v[inside].astype(np.int64), u[inside].astype(np.int64), points[inside, 0]
+
+
+def monodepth2_depth(rows: np.ndarray, cols: np.ndarray, depths: np.ndarray, height: int, width: int) -> np.ndarray:
+    """H×W float64 map by monodepth2's duplicate rule, quirk included (see :func:`generate_depth_map`)."""
+    depth = np.zeros((height, width))
+    pixel = rows * width + cols
+    # each pixel first takes its LAST point, as numpy's fancy assignment does in monodepth2
+    order = np.arange(len(pixel))
+    last = np.full(height * width, -1, np.int64)
+    np.maximum.at(last, pixel, order)
+    hit = np.flatnonzero(last >= 0)
+    depth.flat[hit] = depths[last[hit]]
+    # then every group of points sharing monodepth2's sub2ind key row·(W−1) + col − 1 writes its
+    # minimum depth at the pixel of its FIRST point; (r, 0) and (r − 1, W − 1) share a key
+    key = rows * (width - 1) + cols - 1
+    _, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
+    group_min = np.full(len(first), np.inf)
+    np.minimum.at(group_min, inverse.ravel(), depths)
+    shared = counts > 1
+    depth.flat[pixel[first[shared]]] = group_min[shared]
+    return depth
+
+
+def nearest_point_depth(rows: np.ndarray, cols: np.ndarray, depths: np.ndarray, height: int, width: int) -> np.ndarray:
+    """H×W float64 map holding, at every pixel, the smallest depth of the points on it (0 = none)."""
     depth = np.full((height, width), np.inf)
-    np.minimum.at(depth, (v[inside], u[inside]), points[inside, 0])
+    np.minimum.at(depth, (rows, cols), depths)
     depth[~np.isfinite(depth)] = 0
+    return depth
+
+
+def generate_depth_map(calib_dir: str | Path, velo_path: str | Path, cam: int = 2, exact_min: bool = False) -> np.ndarray:
+    """H×W float32 depth in metres (0 = no point) of scan ``velo_path`` seen by camera ``cam``.
+
+    H×W is the rectified image size (``S_rect_0{cam}``); see the module docstring for the
+    projection conventions.
+
+    By default the map is monodepth2's, bit for bit, so published numbers compare to the last
+    decimal. That includes a quirk of its duplicate handling: points are grouped by
+    ``sub2ind = row·(W−1) + col − 1`` (not ``row·W + col``), so pixel (r, 0) and pixel
+    (r − 1, W − 1) fall into one group, and a group's minimum depth is written at the pixel of its
+    first point (in scan order) only. A pixel in column 0 can so take the depth of a nearer point
+    at the right end of the row above (on the real KITTI frame of the tests, 2 of 19 100 pixels:
+    8.83 m instead of 10.92 m), and the other pixel of such a group keeps its last point's depth.
+    Points in front of the scanner but behind the camera are projected (monodepth2 does not test
+    the camera's z either).
+
+    ``exact_min=True`` gives the true per-pixel minimum instead, of the points in front of the
+    camera only.
+    """
+    height, width = image_size_from_calib(calib_dir, cam)
+    if exact_min:
+        depth = nearest_point_depth(*project_scan(calib_dir, velo_path, cam, in_front_only=True), height, width)
+    else:
+        depth = monodepth2_depth(*project_scan(calib_dir, velo_path, cam), height, width)
     return depth.astype(np.float32)
 
 
@@ -98,47 +163,96 @@ def load_benchmark_depth(path: str | Path) -> np.ndarray:
     return image.astype(np.float32) / 256.0
 
 
-def ground_truth_for_line(data_path: str | Path, line: str, benchmark_dir: str | Path | None = None) -> np.ndarray:
-    """The native-size ground-truth map of one split line."""
+def ground_truth_for_line(
+    data_path: str | Path, line: str, benchmark_dir: str | Path | None = None, exact_min: bool = False
+) -> np.ndarray:
+    """The native-size ground-truth map of one split line (``exact_min``: see :func:`generate_depth_map`)."""
     folder, frame_index, side = parse_split_line(line)
     if benchmark_dir is not None:
         return load_benchmark_depth(benchmark_depth_path(benchmark_dir, folder, frame_index, side))
     return generate_depth_map(
-        calib_dir(data_path, folder), velodyne_path(data_path, folder, frame_index), CAMERA_NUMBERS[side]
+        calib_dir(data_path, folder), velodyne_path(data_path, folder, frame_index), CAMERA_NUMBERS[side], exact_min
     )
 
 
-def save_gt_depths(maps: list[np.ndarray], out: str | Path) -> Path:
-    """Write ``maps`` to ``out`` (.npz, key ``data``, an object array as monodepth2 writes it), atomically."""
+@dataclass(frozen=True)
+class GroundTruth:
+    """The maps of a ``gt_depths.npz`` and, when we wrote it, the split lines they belong to."""
+
+    maps: list[np.ndarray]
+    lines: list[str] | None  # None: a file from elsewhere (monodepth2's), which does not say
+
+
+def save_gt_depths(maps: list[np.ndarray], out: str | Path, lines: Sequence[str] | None = None) -> Path:
+    """Write ``maps`` to ``out`` (.npz, key ``data``, an object array as monodepth2 writes it), atomically.
+
+    ``lines`` (one per map, the split lines they were made for) are stored beside as ``lines``, a
+    string array, so that evaluation can refuse the ground truth of another split of equal length.
+    """
     out = Path(out)
+    if lines is not None and len(lines) != len(maps):
+        raise ValueError(f"{len(maps)} ground-truth maps but {len(lines)} split lines for {out}: give one line per map")
     out.parent.mkdir(parents=True, exist_ok=True)
     data = np.empty(len(maps), dtype=object)
     for i, depth in enumerate(maps):
         data[i] = depth.astype(np.float32)
+    arrays = {"data": data}
+    if lines is not None:
+        arrays["lines"] = np.array([line.strip() for line in lines], dtype=str)
     temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         with open(temporary, "wb") as handle:
-            np.savez_compressed(handle, data=data)
+            np.savez_compressed(handle, **arrays)
         os.replace(temporary, out)
     finally:
         temporary.unlink(missing_ok=True)
     return out
 
 
-def load_gt_depths(path: str | Path) -> list[np.ndarray]:
-    """The float32 depth maps of a ``gt_depths.npz`` (ours or monodepth2's)."""
+def read_gt_depths(path: str | Path) -> GroundTruth:
+    """The float32 depth maps of a ``gt_depths.npz`` (ours or monodepth2's) and its split lines, if stored.
+
+    monodepth2's ``data`` is an object array of float arrays, i.e. a pickle: it is rebuilt by an
+    unpickler that can only make NumPy arrays (:mod:`mldanet.data.npy`), so a file carrying code
+    is refused without running it. A plain N×H×W array is read without any pickle.
+    """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"ground-truth file not found: {path} (write it with `mldanet export-gt`)")
-    try:
-        archive = np.load(path, allow_pickle=True, encoding="latin1")
-    except (OSError, ValueError) as error:
-        raise ValueError(f"cannot read ground-truth file {path}: {error}") from None
-    with archive:
-        if "data" not in archive.files:
-            raise ValueError(f"{path} has no 'data' array (found: {', '.join(archive.files) or 'none'})")
-        data = archive["data"]
-    return [np.asarray(depth, dtype=np.float32) for depth in data]
+    arrays = load_npz(path, "ground-truth file", allow_objects=("data",))
+    if "data" not in arrays:
+        raise ValueError(f"{path} has no 'data' array (found: {', '.join(arrays) or 'none'})")
+    data = arrays["data"]
+    if data.dtype.hasobject:
+        if data.ndim != 1:
+            raise ValueError(f"ground-truth file {path}: 'data' is a {data.ndim}-D object array, not a list of depth maps")
+        for i, depth in enumerate(data):
+            if not (isinstance(depth, np.ndarray) and depth.ndim == 2 and _is_real(depth.dtype)):
+                kind = f"{depth.ndim}-D {depth.dtype} array" if isinstance(depth, np.ndarray) else type(depth).__name__
+                raise ValueError(f"ground-truth file {path}: map {i} is a {kind}, not an H×W array of depths")
+    elif data.ndim != 3 or not _is_real(data.dtype):
+        raise ValueError(f"ground-truth file {path}: 'data' is a {data.ndim}-D {data.dtype} array, not N H×W depth maps")
+    maps = [np.asarray(depth, dtype=np.float32) for depth in data]
+    lines = None
+    if "lines" in arrays:
+        stored = arrays["lines"]
+        if stored.ndim != 1 or stored.dtype.kind != "U" or len(stored) != len(maps):
+            raise ValueError(
+                f"ground-truth file {path}: 'lines' is not one split line per map ({stored.shape} {stored.dtype} "
+                f"for {len(maps)} maps): export it again with `mldanet export-gt`"
+            )
+        lines = [str(line) for line in stored]
+    return GroundTruth(maps, lines)
+
+
+def _is_real(dtype: np.dtype) -> bool:
+    """Floats, integers or booleans: what a depth map may be stored as."""
+    return dtype.kind in "fiub"
+
+
+def load_gt_depths(path: str | Path) -> list[np.ndarray]:
+    """The float32 depth maps of a ``gt_depths.npz`` (ours or monodepth2's); see :func:`read_gt_depths`."""
+    return read_gt_depths(path).maps
 
 
 def export_gt_depths(
@@ -147,13 +261,14 @@ def export_gt_depths(
     out: str | Path,
     benchmark_dir: str | Path | None = None,
     progress: bool = True,
+    exact_min: bool = False,
 ) -> Path:
-    """Ground truth of every line, in order, into ``out`` (see :func:`save_gt_depths`)."""
+    """Ground truth of every line, in order, into ``out`` with the lines (see :func:`save_gt_depths`)."""
     maps = [
-        ground_truth_for_line(data_path, line, benchmark_dir)
+        ground_truth_for_line(data_path, line, benchmark_dir, exact_min)
         for line in tqdm(lines, desc="ground truth", unit="frame", disable=not progress)
     ]
-    return save_gt_depths(maps, out)
+    return save_gt_depths(maps, out, lines)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -162,18 +277,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--split", help="split name: its test_files.txt is exported (eigen, eigen_benchmark, ...)")
     source.add_argument("--split-file", help="any split file")
     parser.add_argument("--splits-dir", help="folder of split folders (default: $MLDANET_SPLITS_DIR)")
-    parser.add_argument("--out", required=True, help="output .npz (key 'data')")
+    parser.add_argument("--out", required=True, help="output .npz (key 'data'; the split lines under 'lines')")
     parser.add_argument("--benchmark-dir", help="KITTI depth-completion annotations (needed for eigen_benchmark)")
+    parser.add_argument(
+        "--exact-min",
+        action="store_true",
+        help="keep the nearest point of every pixel; default: monodepth2's maps bit for bit, whose duplicate rule "
+        "gives a few pixels of column 0 the depth of the row above's last pixel",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    if not Path(args.data_path).is_dir():
-        raise FileNotFoundError(f"data path not found: {args.data_path}")
+    require_dir(args.data_path, "data path")
     if args.split == BENCHMARK_SPLIT and not args.benchmark_dir:
         raise ValueError(f"split {BENCHMARK_SPLIT} uses the annotated depth maps: give --benchmark-dir")
-    if args.benchmark_dir and not Path(args.benchmark_dir).is_dir():
-        raise FileNotFoundError(f"benchmark directory not found: {args.benchmark_dir}")
+    if args.benchmark_dir:
+        require_dir(args.benchmark_dir, "benchmark directory")
+    require_writable_file(args.out, "--out file")
     lines = read_split_lines(args.split_file or args.split, "test", args.splits_dir)
-    out = export_gt_depths(args.data_path, lines, args.out, args.benchmark_dir)
+    out = export_gt_depths(args.data_path, lines, args.out, args.benchmark_dir, exact_min=args.exact_min)
     print(f"wrote {len(lines)} ground-truth maps to {out}")
     return 0

@@ -51,6 +51,23 @@ def load_image(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def read_image_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) of an image from its header alone (the pixels are not decoded).
+
+    Pillow reads only the header (OpenCV would decode the pixels).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image not found: {path}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(f"cannot read the size of image {path} (corrupt or not an image: {error})") from None
+    return height, width
+
+
 def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resize to height×width: area averaging when shrinking (no aliasing), bilinear when enlarging."""
     if image.shape[:2] == (height, width):

@@ -43,5 +43,10 @@ def build_datasets(config: Config, split_file: str | None = None) -> tuple[Kitti
         except FileNotFoundError:
             val_path = None
         if val_path is not None:
-            val_set = KittiRawDataset(lines=read_lines_file(val_path), train=False, load_gt=True, source=val_path, **common)
+            # validation scores depth against the Velodyne ground truth and logs the reprojection
+            # error, neither of which uses hints: `mldanet hints` need not have run on its lines
+            val_common = {**common, "hints_dir": None}
+            val_set = KittiRawDataset(
+                lines=read_lines_file(val_path), train=False, load_gt=True, source=val_path, **val_common
+            )
     return train_set, val_set
