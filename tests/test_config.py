@@ -112,3 +112,23 @@ def test_guards_are_on_by_default_in_every_preset():
         c = load_preset(name)
         assert c.optim.clip_grad_norm == 5.0 and c.train.collapse_threshold == 1e-3
         assert c.train.collapse_patience == 20 and c.train.stop_on_collapse is False
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optim.lr=-1", r"optim.lr=-1.0 must be a positive learning rate \(set by --lr or --set optim.lr=...\)"),
+        ("optim.lr=.nan", r"optim.lr=nan must be a positive learning rate"),
+        ("optim.epochs=0", r"optim.epochs=0 must be at least 1 \(set by --epochs\)"),
+        ("optim.max_steps=-5", r"optim.max_steps=-5 must be positive, or 0 to run all optim.epochs \(set by --max-steps\)"),
+        ("optim.warmup_steps=-1", r"optim.warmup_steps=-1 must be 0 \(off\) or positive"),
+        ("train.log_every=0", r"train.log_every=0 must be at least 1 \(set by --log-every\)"),
+        ("train.checkpoint_every=-1", r"train.checkpoint_every=-1 must be 0 \(only at the end of each epoch\) or positive"),
+        ("data.num_workers=-2", r"data.num_workers=-2 must be 0 or more \(set by --num-workers\)"),
+        ("data.img_ext=jpg", r"data.img_ext='jpg' is not one of .jpg, .png"),
+    ],
+)
+def test_learning_rate_counts_and_image_extension_are_validated_by_key_and_flag(override, message):
+    with pytest.raises(ValueError, match=message):
+        apply_overrides(Config(), [override]).validate()
+    Config().validate()  # the defaults pass

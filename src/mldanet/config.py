@@ -135,6 +135,7 @@ class Config:
             "train.mode": (self.train.mode, MODES),
             "train.device": (self.train.device, ("auto", "cpu", "cuda")),
             "train.amp": (self.train.amp, ("none", "bf16", "fp16")),
+            "data.img_ext": (self.data.img_ext, (".jpg", ".png")),
         }
         for key, (value, allowed) in choices.items():
             if value not in allowed:
@@ -144,6 +145,7 @@ class Config:
                 raise ValueError(f"{key}={size} must be a positive multiple of 32")
         if self.optim.batch_size < 1:
             raise ValueError(f"optim.batch_size={self.optim.batch_size} must be at least 1")
+        self._validate_training_counts()
         init_depth = self.model.init_depth
         if init_depth and not self.loss.min_depth < init_depth < self.loss.max_depth:
             raise ValueError(
@@ -159,6 +161,33 @@ class Config:
             raise ValueError(f"train.collapse_threshold={self.train.collapse_threshold} must be 0 (off) or positive")
         if self.train.collapse_patience < 1:
             raise ValueError(f"train.collapse_patience={self.train.collapse_patience} must be at least 1")
+
+    def _validate_training_counts(self) -> None:
+        """The learning rate and the step counts; each message names the key and the `mldanet train`
+        flag that sets it (torch's "Invalid learning rate: -1" names neither, and a count of 0 or
+        less trained nothing and reported success)."""
+        # `not x > 0` also refuses NaN.
+        if not self.optim.lr > 0:
+            raise ValueError(
+                f"optim.lr={self.optim.lr} must be a positive learning rate (set by --lr or --set optim.lr=...)"
+            )
+        if self.optim.epochs < 1:
+            raise ValueError(f"optim.epochs={self.optim.epochs} must be at least 1 (set by --epochs)")
+        if self.optim.max_steps < 0:
+            raise ValueError(
+                f"optim.max_steps={self.optim.max_steps} must be positive, or 0 to run all optim.epochs (set by --max-steps)"
+            )
+        if self.optim.warmup_steps < 0:
+            raise ValueError(f"optim.warmup_steps={self.optim.warmup_steps} must be 0 (off) or positive")
+        if self.train.log_every < 1:
+            raise ValueError(f"train.log_every={self.train.log_every} must be at least 1 (set by --log-every)")
+        if self.train.checkpoint_every < 0:
+            raise ValueError(
+                f"train.checkpoint_every={self.train.checkpoint_every} must be 0 (only at the end of each epoch) "
+                "or positive (set by --checkpoint-every)"
+            )
+        if self.data.num_workers < 0:
+            raise ValueError(f"data.num_workers={self.data.num_workers} must be 0 or more (set by --num-workers)")
 
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:

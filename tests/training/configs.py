@@ -41,6 +41,16 @@ def fixture_flags(fixture) -> list[str]:
     ]
 
 
+def train_argv(fixture, out: Path, *extra: str) -> list[str]:
+    """`mldanet train` arguments for a scratch baseline network at 64×128 in S mode without hints,
+    batch 2 (4 steps per epoch), no validation, no progress bar, into ``out``."""
+    return [
+        "train", *fixture_flags(fixture), "--weights-init", "scratch", "--height", "64", "--width", "128",
+        "--batch-size", "2", "--num-workers", "0", "--mode", "S", "--set", "model.variant=baseline",
+        "--set", "loss.use_hints=false", "--set", "train.validate=false", "--out", str(out), "--no-progress", *extra,
+    ]
+
+
 def state_dicts(path: Path | dict) -> dict:
     """The trained state of a checkpoint (or a loaded payload): networks and learned loss weights."""
     import torch

@@ -11,7 +11,9 @@ from mldanet.training.checkpoint import (
     load_checkpoint,
     read_checkpoint_config,
     remove_partial_writes,
+    require_training_state,
     save_checkpoint,
+    weights_payload,
 )
 
 
@@ -127,3 +129,51 @@ def test_checkpoints_from_before_the_attention_forms_load_with_the_forms_they_us
     assert tuple(getattr(config.model, key) for key in forms) == (affinity, "guided", "none")
     today = checkpoint_config({"config": Config().to_dict()})
     assert tuple(getattr(today.model, key) for key in forms) == ("cosine", "residual", "group")
+
+
+@pytest.mark.parametrize("mmap", [False, True])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "is an empty file, not an mldanet checkpoint (a copy or download cut short?)"),
+        (b"step: 4\nloss: 0.1\n", "is not an mldanet checkpoint (a text file)"),
+        (b"e", "is not an mldanet checkpoint (a text file)"),
+        (bytes(range(256)), "is not an mldanet checkpoint (not a PyTorch zip archive)"),
+    ],
+)
+def test_files_that_are_not_checkpoints_are_named_without_torch_errors(tmp_path, content, message, mmap):
+    """torch.load says KeyError: 101 (text), EOFError (empty), IndexError ("e"), or with mmap
+    advice about torch.save options: none of them names the file."""
+    path = tmp_path / "last.pt"
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as caught:
+        load_checkpoint(path, mmap=mmap)
+    assert str(caught.value) == f"{path} {message}: give a checkpoints/last.pt or best.pt written by mldanet train"
+
+
+def test_a_run_folder_without_a_checkpoint_names_both_places_looked(tmp_path):
+    with pytest.raises(FileNotFoundError) as caught:
+        load_checkpoint(tmp_path)
+    assert str(caught.value) == (
+        f"no checkpoint in folder {tmp_path}: neither {tmp_path / 'checkpoints' / 'last.pt'} nor {tmp_path / 'last.pt'} "
+        "exists; give a run folder that has written a checkpoint, or a .pt file"
+    )
+
+
+def test_weights_payload_drops_the_training_state_which_resume_requires(tmp_path):
+    full = {
+        "config": Config().to_dict(), "depth_net": {"w": torch.ones(2)}, "pose_net": None, "loss_weighting": {},
+        "optimizer": {"state": {}}, "scaler": {}, "rng": {}, "batch_in_epoch": 1, "epoch": 0, "step": 3,
+        "best_abs_rel": 0.2, "history": [{"step": 1.0}],
+    }
+    weights = weights_payload(full)
+    assert sorted(weights) == ["best_abs_rel", "config", "depth_net", "epoch", "loss_weighting", "pose_net", "step"]
+    require_training_state(full, tmp_path / "checkpoints" / "last.pt")
+    best = tmp_path / "checkpoints" / "best.pt"
+    with pytest.raises(ValueError) as caught:
+        require_training_state(weights, best)
+    assert str(caught.value) == (
+        f"checkpoint {best} holds the weights only (no optimizer, scaler, rng, batch_in_epoch), so a run cannot "
+        f"continue from it: --resume needs the run's last.pt ({tmp_path / 'checkpoints' / 'last.pt'}), which keeps "
+        "the optimiser and RNG state; best.pt is for evaluate, predict and export-onnx"
+    )

@@ -10,10 +10,16 @@ A checkpoint is a plain dict (loadable with ``torch.load(weights_only=True)``)::
     epoch, step  int; batch position inside the epoch is ``step - epoch_start_step``
     rng          RNG states (torch CPU/CUDA as uint8 tensors, numpy/python as plain ints)
     best_abs_rel float
+
+``last.pt`` holds all of it (what ``--resume`` needs). ``best.pt`` holds the weights only
+(:func:`weights_payload`: config, networks, step, epoch, best_abs_rel): the optimiser's moments
+would triple its size (782 MB instead of 260 MB for MLDA-Net R18) for a file that is evaluated,
+exported and predicted with, never resumed. Everything that loads weights reads either kind.
 """
 
 from __future__ import annotations
 
+import codecs
 import errno
 import os
 import pickle
@@ -29,6 +35,37 @@ from torch import nn
 from mldanet.config import Config, config_from_dict
 
 FORMAT = "mldanet-checkpoint/1"
+
+# What a weights-only checkpoint keeps of a full one; the rest is training state for --resume.
+WEIGHT_KEYS = ("config", "depth_net", "pose_net", "loss_weighting", "epoch", "step", "best_abs_rel")
+# Without these a checkpoint cannot be resumed exactly.
+TRAINING_STATE_KEYS = ("optimizer", "scaler", "rng", "batch_in_epoch")
+
+# torch.save writes a zip archive; its first bytes are a zip local-file header.
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def weights_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """The weights-only part of a full checkpoint payload (for ``best.pt``)."""
+    return {key: payload[key] for key in WEIGHT_KEYS if key in payload}
+
+
+def require_training_state(payload: dict[str, Any], path: str | Path) -> None:
+    """Refuse to resume from a weights-only checkpoint (``best.pt``), naming it and the file to use."""
+    missing = [key for key in TRAINING_STATE_KEYS if key not in payload]
+    if missing:
+        run = _run_folder_hint(Path(path))
+        raise ValueError(
+            f"checkpoint {path} holds the weights only (no {', '.join(missing)}), so a run cannot continue from it: "
+            f"--resume needs the run's last.pt ({run}), which keeps the optimiser and RNG state; "
+            "best.pt is for evaluate, predict and export-onnx"
+        )
+
+
+def _run_folder_hint(path: Path) -> str:
+    """Where the ``last.pt`` belonging to ``path`` would be, for messages."""
+    last = path.with_name("last.pt")
+    return f"{last}" if last != path else "checkpoints/last.pt in the run folder"
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
@@ -119,21 +156,75 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     mmap: map the tensors from the file instead of reading them (nothing is read until a tensor
     is used), for callers that only need the config or the counters.
     """
-    path = resolve_checkpoint_path(path)
+    given = Path(path)
+    path = resolve_checkpoint_path(given)
+    if given.is_dir() and not path.is_file():
+        raise FileNotFoundError(
+            f"no checkpoint in folder {given}: neither {given / 'checkpoints' / 'last.pt'} nor {path} exists; "
+            "give a run folder that has written a checkpoint, or a .pt file"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    _check_archive(path)
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
         raise ValueError(
             f"checkpoint {path} was refused by weights-only loading (it holds objects other than "
-            f"tensors and plain data; it may be unsafe): {str(error).splitlines()[0]}"
+            f"tensors and plain data; it may be unsafe): {_first_line(error)}"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
-        raise ValueError(f"checkpoint {path} is corrupt or truncated: {str(error).splitlines()[0]}") from None
+        raise ValueError(f"checkpoint {path} is corrupt or truncated: {_first_line(error)}") from None
+    except Exception as error:  # noqa: BLE001 - torch's unpickler fails on foreign bytes with KeyError, IndexError, ...
+        raise ValueError(
+            f"{path} is not an mldanet checkpoint (torch.load failed: {type(error).__name__} {_first_line(error)}): "
+            "give a checkpoints/last.pt or best.pt written by mldanet train"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an mldanet checkpoint (no '{FORMAT}' format tag)")
+        raise ValueError(
+            f"{path} is not an mldanet checkpoint (no '{FORMAT}' format tag): give a checkpoints/last.pt "
+            "or best.pt written by mldanet train"
+        )
     return payload
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else "no message"
+
+
+def _check_archive(path: Path) -> None:
+    """Refuse files that are not zip archives before torch reads them.
+
+    Handed a text file or an empty one, ``torch.load`` fails with ``KeyError: 101``, ``EOFError``
+    or ``IndexError`` (and with ``mmap`` with advice about ``torch.save`` options), none of which
+    names the file. mldanet writes only zip archives, so the first bytes tell.
+    """
+    with path.open("rb") as handle:
+        head = handle.read(len(ZIP_MAGIC))
+    if not head:
+        raise ValueError(
+            f"{path} is an empty file, not an mldanet checkpoint (a copy or download cut short?): "
+            "give a checkpoints/last.pt or best.pt written by mldanet train"
+        )
+    if head != ZIP_MAGIC:
+        kind = "a text file" if _looks_like_text(path) else "not a PyTorch zip archive"
+        raise ValueError(
+            f"{path} is not an mldanet checkpoint ({kind}): give a checkpoints/last.pt or best.pt "
+            "written by mldanet train"
+        )
+
+
+def _looks_like_text(path: Path) -> bool:
+    """The first 512 bytes are UTF-8 (a character cut at the end allowed) without control bytes
+    other than whitespace."""
+    with path.open("rb") as handle:
+        head = handle.read(512)
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return False
+    return not any(byte < 9 or 13 < byte < 32 for byte in head)
 
 
 def checkpoint_config(payload: dict[str, Any]) -> Config:

@@ -4,6 +4,11 @@ The same command runs under ``torchrun`` (one process per GPU, see
 :mod:`mldanet.training.distributed`). ``--resume auto`` continues from ``<out>/checkpoints/last.pt``
 when it exists and starts afresh otherwise; workers that ``torchrun --max-restarts`` restarts
 after a failure do that without being asked.
+
+Nothing is lost without being asked: a new run refuses an ``--out`` that holds a run (unless
+``--overwrite``), ``--resume DIR`` writes into DIR (not into the ``train.out`` saved in the
+checkpoint, which may be the run DIR was copied from), and Ctrl-C or SIGTERM stop after the
+current step with ``last.pt`` written (exit code 130).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import sys
 from pathlib import Path
 
 from mldanet.config import Config, apply_overrides, config_from_dict, load_config_file, load_preset
+from mldanet.paths import require_dir, require_writable_dir
 
 # flag -> config key; a flag left unset keeps the preset's value.
 FLAG_KEYS = {
@@ -42,6 +48,9 @@ FLAG_KEYS = {
     "loss_weighting": "loss.weighting",
 }
 
+# What a run leaves in its folder: a new run there would overwrite it (--overwrite removes it).
+RUN_FILES = ("checkpoints/last.pt", "checkpoints/best.pt", "checkpoints/healthy.pt", "checkpoints/config.yaml", "config.yaml")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
@@ -50,28 +59,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config key, e.g. --set optim.lr=5e-5 (repeatable)")
     parser.add_argument("--resume", metavar="DIR|auto",
-                        help="continue the run in DIR (or a checkpoint file) exactly where it stopped; "
-                             "'auto': continue OUT/checkpoints/last.pt if it exists, else start afresh "
+                        help="continue the run in DIR (or a checkpoint file, e.g. DIR/checkpoints/last.pt) exactly "
+                             "where it stopped, writing into DIR (--out: elsewhere); best.pt cannot be resumed (weights "
+                             "only). 'auto': continue OUT/checkpoints/last.pt if it exists, else start afresh "
                              "(the default in workers restarted by torchrun --max-restarts)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start a new run in an --out that holds one, removing its checkpoints, configs and "
+                             "TensorBoard events (without it such an --out is refused)")
     parser.add_argument("--split-file", help="train on the lines of this file instead of the split's train list")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar: print a plain line every --log-every steps instead "
+                             "(step, loss, steps/s), for log files")
     parser.add_argument("--data-path", help="KITTI raw root")
     parser.add_argument("--splits-dir", help="folder holding split folders (default $MLDANET_SPLITS_DIR)")
     parser.add_argument("--split", help="split name, e.g. eigen_zhou (M, MS) or eigen_full (S)")
     parser.add_argument("--hints-dir", help="precomputed depth hints (mldanet hints --out)")
-    parser.add_argument("--img-ext", help="image extension of the KITTI copy (.jpg or .png)")
-    parser.add_argument("--out", help="run folder: checkpoints/, tensorboard/, config.yaml")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--img-ext", choices=(".jpg", ".png"),
+                        help="image extension of the KITTI copy (default: the config's, .jpg in every preset)")
+    parser.add_argument("--out", help="run folder: checkpoints/, tensorboard/, config.yaml (a new run refuses one "
+                                      "that holds a run: see --resume and --overwrite)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="auto: CUDA when available, else the CPU")
     parser.add_argument("--weights-init", help="pretrained | scratch | path to a torchvision ResNet state dict")
-    parser.add_argument("--backbone", choices=("resnet18", "resnet50"))
-    parser.add_argument("--mode", choices=("M", "S", "MS"))
-    parser.add_argument("--loss-weighting", choices=("fixed", "uncertainty"))
-    parser.add_argument("--amp", choices=("none", "bf16", "fp16"))
+    parser.add_argument("--backbone", choices=("resnet18", "resnet50"), help="encoder of the depth network")
+    parser.add_argument("--mode", choices=("M", "S", "MS"),
+                        help="training signal: M monocular video, S stereo pairs, MS both")
+    parser.add_argument("--loss-weighting", choices=("fixed", "uncertainty"),
+                        help="fixed loss weights, or learned ones (homoscedastic uncertainty) (loss.weighting)")
+    parser.add_argument("--amp", choices=("none", "bf16", "fp16"),
+                        help="mixed precision on CUDA (ignored on the CPU) (train.amp)")
     parser.add_argument("--sync-bn", action="store_true", default=None,
                         help="under torchrun: batch-norm statistics over the samples of all processes")
-    for flag in ("height", "width", "batch_size", "num_workers", "seed", "epochs", "max_steps", "checkpoint_every", "log_every"):
-        parser.add_argument(f"--{flag.replace('_', '-')}", type=int)
-    parser.add_argument("--lr", type=float)
+    int_flags = {
+        "height": "network input height in pixels, a multiple of 32 (data.height)",
+        "width": "network input width in pixels, a multiple of 32 (data.width)",
+        "batch_size": "samples per step and process; under torchrun the batch is this × the processes (optim.batch_size)",
+        "num_workers": "DataLoader worker processes; 0 loads in the training process (data.num_workers)",
+        "seed": "seed of the weights, batch order and augmentation (train.seed)",
+        "epochs": "passes over the training split (optim.epochs)",
+        "max_steps": "stop after this many steps, before the epochs are done (optim.max_steps)",
+        "checkpoint_every": "write OUT/checkpoints/last.pt every this many steps; 0: only at the end of each "
+                            "epoch (train.checkpoint_every)",
+        "log_every": "TensorBoard scalars (and the --no-progress line) every this many steps (train.log_every)",
+    }
+    for flag, text in int_flags.items():
+        parser.add_argument(f"--{flag.replace('_', '-')}", type=int, help=text)
+    parser.add_argument("--lr", type=float, help="learning rate of Adam before the schedule (optim.lr)")
     parser.add_argument("--profile", type=int, nargs="?", const=5, metavar="STEPS",
                         help="write a torch.profiler trace of STEPS steps (default 5, after 3 warm-up steps) "
                         "to OUT/profile/trace.json and an operator table to OUT/profile/operators.txt")
@@ -98,6 +130,48 @@ def resolve_config(args: argparse.Namespace, base: Config | None = None) -> Conf
     return config
 
 
+def check_flags(args: argparse.Namespace) -> None:
+    """Refuse counts that would train nothing, naming the flag (optim.max_steps=0 means "all epochs",
+    which a user who typed --max-steps 0 did not ask for)."""
+    if args.max_steps is not None and args.max_steps < 1:
+        raise ValueError(
+            f"--max-steps {args.max_steps}: give a positive number of steps (leave the flag out to run all --epochs)"
+        )
+    if args.epochs is not None and args.epochs < 1:
+        raise ValueError(f"--epochs {args.epochs}: give a positive number of passes over the training split")
+
+
+def run_folder_of(checkpoint: Path) -> Path | None:
+    """The run folder a checkpoint belongs to: RUN for ``RUN/checkpoints/NAME.pt``, None for a loose file."""
+    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else None
+
+
+def out_given(args: argparse.Namespace) -> bool:
+    """Whether the command line names the run folder (--out or --set train.out=...)."""
+    return args.out is not None or any(item.split("=", 1)[0].strip() == "train.out" for item in args.overrides)
+
+
+def resumed_config(args: argparse.Namespace, checkpoint: Path) -> Config:
+    """The config saved in ``checkpoint``, writing into the folder it was resumed from.
+
+    The saved ``train.out`` is where the run was first trained: for a run folder that was copied
+    or moved, that is another run (the original), which resuming must not overwrite. So a resumed
+    run writes into the run folder that holds ``checkpoint``, or where --out says.
+    """
+    from mldanet.training.checkpoint import read_checkpoint_config
+
+    base = read_checkpoint_config(checkpoint)
+    folder = run_folder_of(checkpoint)
+    if folder is not None:
+        base.train.out = str(folder)
+    elif not out_given(args):
+        raise ValueError(
+            f"--resume {checkpoint}: the checkpoint is not in a run folder's checkpoints/ folder, so there is no "
+            "run folder to continue in: give --out FOLDER for the resumed run"
+        )
+    return base
+
+
 def resume_checkpoint(args: argparse.Namespace) -> Path | None:
     """The checkpoint to continue from.
 
@@ -105,7 +179,6 @@ def resume_checkpoint(args: argparse.Namespace) -> Path | None:
     the run folder's ``last.pt`` comes first when it exists: a restart continues the restarted
     run, not the checkpoint it was started from.
     """
-    from mldanet.training.checkpoint import read_checkpoint_config
     from mldanet.training.distributed import restarted_by_torchrun
 
     named = None
@@ -113,26 +186,100 @@ def resume_checkpoint(args: argparse.Namespace) -> Path | None:
         path = Path(args.resume)
         named = path / "checkpoints" / "last.pt" if path.is_dir() else path
     if args.resume == "auto" or restarted_by_torchrun():
-        base = read_checkpoint_config(named) if named is not None else None
+        base = resumed_config(args, named) if named is not None else None
         last = Path(resolve_config(args, base).train.out) / "checkpoints" / "last.pt"
         if last.is_file():
             return last
     return named
 
 
+def existing_run(out: Path) -> list[str]:
+    """The files of a run in ``out`` (relative names), empty when it holds none."""
+    return [name for name in RUN_FILES if (out / name).is_file()]
+
+
+def refuse_existing_run(args: argparse.Namespace, out: Path, resume: Path | None) -> None:
+    """A run writing into ``out`` must not overwrite another run's checkpoints unasked.
+
+    Allowed: --overwrite, continuing the run that is there (--resume of a checkpoint in ``out``,
+    --resume auto, a torchrun restart), or an ``out`` that holds no run.
+    """
+    from mldanet.training.distributed import restarted_by_torchrun
+
+    if args.overwrite or args.resume == "auto" or restarted_by_torchrun() or continues_run_in(resume, out):
+        return
+    found = existing_run(out)
+    if found:
+        raise ValueError(
+            f"--out {out} already holds a run ({', '.join(found)}): continue it with --resume {out}, train into "
+            "a new --out, or add --overwrite to replace it"
+        )
+
+
+def continues_run_in(resume: Path | None, out: Path) -> bool:
+    """Whether ``resume`` is a checkpoint of the run in ``out`` (so writing there continues that run)."""
+    folder = run_folder_of(resume) if resume is not None else None
+    return folder is not None and folder.resolve() == out.resolve()
+
+
+def remove_previous_run(out: Path) -> list[str]:
+    """--overwrite: delete the files of the run in ``out`` (and its TensorBoard events, which would
+    mix with the new run's curves) → what was removed (relative names)."""
+    removed = existing_run(out)
+    for name in removed:
+        (out / name).unlink()
+    events = sorted((out / "tensorboard").glob("events.out.tfevents.*")) if (out / "tensorboard").is_dir() else []
+    for path in events:
+        path.unlink()
+    return removed + ([f"{len(events)} TensorBoard event files"] if events else [])
+
+
+def check_paths(config: Config) -> None:
+    """The data path is a folder and the run folder can be written, before any work (an empty
+    data path is build_datasets' to explain)."""
+    if config.data.data_path:
+        require_dir(config.data.data_path, "data path")
+    require_writable_dir(config.train.out, "run folder (--out)")
+
+
+def build_training_data(config: Config, split_file: str | None):
+    """build_datasets, with messages naming what a `mldanet train` user types."""
+    from mldanet.training.datasets import build_datasets
+
+    try:
+        return build_datasets(config, split_file=split_file)
+    except FileNotFoundError as error:
+        message = str(error).replace("skip_missing=True", "--set data.skip_missing=true")
+        raise FileNotFoundError(message) from None
+
+
 def run(args: argparse.Namespace) -> int:
     from mldanet.training import distributed
-    from mldanet.training.checkpoint import read_checkpoint_config
-    from mldanet.training.datasets import build_datasets
-    from mldanet.training.trainer import Trainer, TrainingStopped
+    from mldanet.training.trainer import Trainer, TrainingInterrupted, TrainingStopped
 
+    check_flags(args)
     resume = resume_checkpoint(args)
-    base = read_checkpoint_config(resume) if resume is not None else None
+    base = resumed_config(args, resume) if resume is not None else None
     config = resolve_config(args, base)
-    train_set, val_set = build_datasets(config, split_file=args.split_file)
+    out = Path(config.train.out)
     main = distributed.context_from_environment().is_main
+    # Every rank checks (they see the same folder): one refusing alone would leave the others waiting.
+    refuse_existing_run(args, out, resume)
+    check_paths(config)
+    train_set, val_set = build_training_data(config, args.split_file)
+    if main and args.overwrite and not continues_run_in(resume, out):
+        removed = remove_previous_run(out)
+        if removed:
+            print(f"--overwrite: removed the previous run's {', '.join(removed)} from {out}")
     try:
-        trainer = Trainer(config, train_set, val_set, resume=resume, progress=not args.no_progress)
+        trainer = Trainer(config, train_set, val_set, resume=resume, progress=not args.no_progress,
+                          log_lines=args.no_progress)
+        if resume is not None and trainer.state.step >= trainer.total_steps:
+            if main:
+                print(f"nothing to train: checkpoint {resume} is already at step {trainer.state.step}, the end of this "
+                      f"run (optim.epochs={config.optim.epochs}, optim.max_steps={config.optim.max_steps}); raise "
+                      "--epochs or --max-steps to train on")
+            return 0
         if main:
             world = trainer.dist.world_size
             print(f"training {config.model.variant} {config.model.backbone} {config.data.width}x{config.data.height} "
@@ -145,9 +292,14 @@ def run(args: argparse.Namespace) -> int:
         if main:
             print(f"mldanet train: stopped: {error}", file=sys.stderr)
         return 1
+    except TrainingInterrupted as error:
+        if main:
+            print(f"mldanet train: interrupted by {error.signal_name} after step {error.step}; checkpoint saved to "
+                  f"{error.path}; continue with: mldanet train --resume {out}", file=sys.stderr)
+        return 130
     finally:
         distributed.cleanup()
     if main:
         print(f"done: {state.step} steps ({state.skipped_steps} skipped for a non-finite loss); "
-              f"checkpoint {Path(config.train.out) / 'checkpoints' / 'last.pt'}")
+              f"checkpoint {trainer.last_path}")
     return 0

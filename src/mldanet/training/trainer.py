@@ -33,13 +33,28 @@ the old checkpoint plus the one being written, and a flat one takes one checkpoi
 ``healthy_checkpoint`` holds the (path, step) that collapse messages name. Two exceptions to
 "seen healthy": the final checkpoint of a run has no step after it, and a run that ends with a
 healthy map counts it healthy; a resumed run knows the checkpoint it resumed from (judged by its
-first step) and a ``healthy.pt`` it finds in the run folder.
+first step) and a ``healthy.pt`` it finds in the run folder. ``healthy.pt`` is the full
+checkpoint (a link to an older ``last.pt``), not a weights-only one like ``best.pt``: the
+collapse message tells the user to ``--resume`` from it.
+
+Stopping. SIGINT (Ctrl-C) and SIGTERM do not kill a run: the handlers :meth:`Trainer.train`
+installs (in the main thread only; the previous ones come back when it returns) set a flag that
+is read after each step. The step finishes, ``last.pt`` is written (a signal arriving during any
+checkpoint write only sets the flag, so the write completes) and :class:`TrainingInterrupted`
+is raised (`mldanet train` exits 130). Under torchrun the flag travels in the all-reduce every
+step already makes, so all ranks stop after the same step, and they leave together once rank 0
+has written. DataLoader workers ignore SIGINT (a Ctrl-C reaches the whole process group; a
+worker that died of it would break the main process's next fetch). A signal during validation
+(rank 0, at the end of an epoch) is acted on after the next step.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import random
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,8 +78,10 @@ from mldanet.training.checkpoint import (
     load_checkpoint,
     load_state_dict_checked,
     remove_partial_writes,
+    require_training_state,
     resolve_checkpoint_path,
     save_checkpoint,
+    weights_payload,
 )
 from mldanet.training.collapse import CollapseMonitor, map_statistics
 from mldanet.training.profiling import StepProfiler
@@ -90,6 +107,26 @@ class NonFiniteLossError(TrainingStopped):
 
 class CollapseError(TrainingStopped):
     """The disparity map stayed flat for ``train.collapse_patience`` steps, under ``train.stop_on_collapse``."""
+
+
+# The signals that stop a run after a checkpoint instead of killing it.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class TrainingInterrupted(Exception):
+    """SIGINT or SIGTERM stopped the run after a step; ``last.pt`` holds that step (`mldanet train` exits 130)."""
+
+    def __init__(self, signal_name: str, step: int, path: Path) -> None:
+        super().__init__(f"{signal_name} at step {step}: checkpoint saved to {path}")
+        self.signal_name, self.step, self.path = signal_name, step, path
+
+
+def ignore_interrupts_in_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: a Ctrl-C reaches the whole process group; the main process
+    stops the run, its workers must not die of it first. SIGTERM keeps its default (the loader's
+    shutdown terminates stuck workers with it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @dataclass
@@ -163,13 +200,20 @@ class Trainer:
         resume: str | Path | None = None,
         progress: bool = True,
         on_log: Callable[[int, dict[str, float]], None] | None = None,
+        log_lines: bool = False,
     ) -> None:
+        """progress: a tqdm bar (rank 0). log_lines: a plain line every ``train.log_every`` steps
+        (step, loss, steps/s) for logs that a bar would fill with carriage returns."""
         config.validate()
         self.config = config
         self.out = Path(config.train.out)
         self.dist, self.device = distributed.setup(resolve_device(config.train.device))
         self.progress = progress and self.dist.is_main
+        self.log_lines = log_lines and self.dist.is_main
         self.on_log = on_log
+        # Set by the SIGINT/SIGTERM handlers of train(); read after each step.
+        self._stop_signal: int | None = None
+        self._stop_agreed = False
         seed_everything(config.train.seed)
 
         self.frame_ids = config.train.frame_ids
@@ -275,7 +319,9 @@ class Trainer:
         if last:
             self._keep_healthy()
         if self.dist.is_main:
-            save_checkpoint(self.checkpoint_payload(), path)
+            # Only last.pt is resumed from: the others go without the optimiser state (a third of the size).
+            payload = self.checkpoint_payload()
+            save_checkpoint(payload if last else weights_payload(payload), path)
             save_config(self.config, self.out / "checkpoints" / "config.yaml")
         if last:
             self._unseen = (path, self.state.step)
@@ -298,6 +344,7 @@ class Trainer:
         payload = load_checkpoint(resume, map_location=self.device)
         source = Path(resume)
         self._check_resumable(payload, source)
+        require_training_state(payload, resolve_checkpoint_path(source))
         load_state_dict_checked(self.depth_net, payload["depth_net"], source, "depth")
         if self.pose_net is not None:
             if payload.get("pose_net") is None:
@@ -409,7 +456,9 @@ class Trainer:
         if self.dist.enabled:
             # All ranks skip together (one that skipped backward would leave the others waiting in
             # DDP's gradient all-reduce) and count the same flat steps (so that they stop together).
-            finite, flat = distributed.all_ranks_agree([finite, flat], self.device)
+            # A stop signal rides along: one rank's signal stops every rank after this step.
+            finite, flat, go_on = distributed.all_ranks_agree([finite, flat, self._stop_signal is None], self.device)
+            self._stop_agreed = not go_on
         if not finite:
             self._skip_update(statistics)
             return StepOutcome(disps, result, loss, variation, None, "loss")
@@ -456,6 +505,7 @@ class Trainer:
             num_workers=workers,
             collate_fn=collate_samples,
             pin_memory=self.device.type == "cuda",
+            worker_init_fn=ignore_interrupts_in_worker if workers else None,
             # Workers are re-created each epoch so they pick up dataset.set_epoch().
             persistent_workers=False,
         )
@@ -463,11 +513,14 @@ class Trainer:
     def train(self, stop_at_step: int | None = None) -> TrainState:
         """Train to the configured end, or stop (with a checkpoint) after ``stop_at_step`` steps."""
         self.stop_at = min(self.total_steps, stop_at_step or self.total_steps)
+        self._stop_signal, self._stop_agreed = None, False
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             save_config(self.config, self.out / "config.yaml")
             remove_partial_writes(self.out / "checkpoints")
         profiler = StepProfiler(self.out, self.config.train.profile_steps if self.dist.is_main else 0)
+        previous_handlers = self._install_stop_handlers()
+        self._line_mark = (time.perf_counter(), self.state.step)
         bar = tqdm(
             total=self.total_steps,
             initial=self.state.step,
@@ -486,11 +539,56 @@ class Trainer:
             # The ranks finish together, after rank 0's last validation and checkpoint.
             distributed.barrier()
         finally:
+            for signum, handler in previous_handlers.items():
+                signal.signal(signum, handler)
             profiler.close()
             bar.close()
             if self._writer is not None:
                 self._writer.close()
         return self.state
+
+    # ----------------------------------------------------------------------------- stop signals
+    def _install_stop_handlers(self) -> dict[int, Any]:
+        """Make SIGINT/SIGTERM set a flag instead of killing the run → the handlers they replace.
+
+        Python allows signal handlers only in the main thread; elsewhere (a run in a thread) the
+        signals keep their handlers and nothing is installed.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        return {signum: signal.signal(signum, self._request_stop) for signum in STOP_SIGNALS}
+
+    def _request_stop(self, signum: int, frame: Any) -> None:
+        """Signal handler: only sets the flag, so a checkpoint being written is finished first."""
+        first = self._stop_signal is None
+        self._stop_signal = signum
+        if not self.dist.is_main:
+            return
+        name = signal.Signals(signum).name
+        if first:
+            text = (
+                f"{name}: stopping after this step and writing {self.last_path} "
+                "(wait for it; a second signal does not hurry it)"
+            )
+        else:
+            text = (
+                f"{name} again: still finishing the step and {self.last_path}; SIGKILL (kill -9) stops at once, "
+                "losing the steps since the last checkpoint"
+            )
+        # os.write, not print: the handler may run while the main thread is inside a print to the
+        # same stream, which Python refuses as a reentrant call.
+        os.write(2, f"\nmldanet train: {text}\n".encode())
+
+    def _stop_requested(self) -> bool:
+        """Whether a stop signal has arrived, as every rank agrees (see train_step)."""
+        return self._stop_agreed if self.dist.enabled else self._stop_signal is not None
+
+    def _stop_now(self, saved: bool) -> None:
+        """Write last.pt (unless this step already did), wait for the ranks, raise TrainingInterrupted."""
+        path = self.last_path if saved else self.save()
+        distributed.barrier()
+        name = signal.Signals(self._stop_signal).name if self._stop_signal is not None else "a stop signal on another rank"
+        raise TrainingInterrupted(name, self.state.step, path)
 
     def _run_epoch(self, bar: tqdm, profiler: StepProfiler) -> None:
         epoch = self.state.epoch
@@ -547,10 +645,16 @@ class Trainer:
                 self._log_images(batch, outcome.disps)
             if collapsed:
                 self._report_collapse(result)
-            if cfg.checkpoint_every and self.state.step % cfg.checkpoint_every == 0:
+            saved = bool(cfg.checkpoint_every) and self.state.step % cfg.checkpoint_every == 0
+            if saved:
                 self.save()
+            if self.log_lines and (self.state.step % cfg.log_every == 0 or self.state.step == self.total_steps):
+                self._print_log_line(outcome, epoch)
             if self.state.step >= self.stop_at:
                 break
+            # Checked after the end test: a run stopped at its last step ends as a finished one.
+            if self._stop_requested():
+                self._stop_now(saved)
         epoch_done = self.state.batch_in_epoch >= self.steps_per_epoch
         if epoch_done:
             self.state.epoch += 1
@@ -610,6 +714,21 @@ class Trainer:
                        "(train.stop_on_collapse=true stops here).")
 
     # ----------------------------------------------------------------------------- logging
+    def _print_log_line(self, outcome: StepOutcome, epoch: int) -> None:
+        """One plain line (instead of the progress bar): step, loss and the rate since the last line."""
+        now = time.perf_counter()
+        then, step_then = self._line_mark
+        self._line_mark = (now, self.state.step)
+        steps_per_s = (self.state.step - step_then) / max(now - then, 1e-9)
+        samples_per_s = steps_per_s * self.config.optim.batch_size * self.dist.world_size
+        line = (
+            f"step {self.state.step}/{self.total_steps} epoch {epoch}: loss {outcome.loss:.4f}, "
+            f"{steps_per_s:.2f} steps/s ({samples_per_s:.1f} samples/s), {self.state.skipped_steps} skipped"
+        )
+        if self.monitor.streak:
+            line += f", flat for {self.monitor.streak} steps"
+        print(line, flush=True)
+
     @property
     def writer(self):
         if self._writer is None:
