@@ -29,9 +29,16 @@ def test_a_full_disk_is_one_line_with_exit_code_1(monkeypatch, capsys):
     assert err == f"mldanet presets: error: {full}\n"
 
 
-def test_other_os_errors_keep_their_traceback(monkeypatch, capsys):
-    with pytest.raises(PermissionError, match="runs/x"):
-        run_raising(monkeypatch, capsys, PermissionError(errno.EACCES, "Permission denied", "runs/x"))
+def test_a_path_the_user_gave_wrongly_is_one_line_with_exit_code_2(monkeypatch, capsys):
+    code, err = run_raising(monkeypatch, capsys, PermissionError(errno.EACCES, "Permission denied", "runs/x"))
+    assert (code, err) == (2, "mldanet presets: error: [Errno 13] Permission denied: 'runs/x'\n")
+    code, err = run_raising(monkeypatch, capsys, NotADirectoryError("data path runs/x is a file, not a folder"))
+    assert (code, err) == (2, "mldanet presets: error: data path runs/x is a file, not a folder\n")
+
+
+def test_any_other_os_error_is_one_line_with_exit_code_1(monkeypatch, capsys):
+    code, err = run_raising(monkeypatch, capsys, OSError(errno.EROFS, "Read-only file system", "runs/x/last.pt"))
+    assert (code, err) == (1, "mldanet presets: error: [Errno 30] Read-only file system: 'runs/x/last.pt'\n")
 
 
 def test_interrupt_exits_130(monkeypatch, capsys):

@@ -67,3 +67,8 @@ def test_size_must_be_a_multiple_of_32(tmp_path, capsys):
     checkpoint, _ = write_checkpoint(tmp_path / "baseline.pt", "baseline")
     assert main(["export-onnx", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "m.onnx"), "--width", "100"]) == 2
     assert "--width 100 must be a positive multiple of 32" in capsys.readouterr().err
+
+
+def test_an_output_that_is_a_folder_is_refused_before_any_work(tmp_path, capsys):
+    assert main(["export-onnx", "--checkpoint", str(tmp_path / "never-read.pt"), "--out", str(tmp_path)]) == 2
+    assert f"output file --out {tmp_path} is a folder, not a file" in capsys.readouterr().err

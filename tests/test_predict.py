@@ -130,3 +130,11 @@ def test_bad_options_are_named(small_checkpoint, tmp_path, capsys, flags, messag
     image = write_image(tmp_path / "frame.png", (32, 32), seed=6)
     assert main(["predict", "--checkpoint", str(small_checkpoint), str(image), "--out", str(tmp_path), *flags]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_an_output_path_that_is_a_file_is_refused_before_any_work(tmp_path, capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("notes")
+    assert main(["predict", "--checkpoint", str(tmp_path / "never-read.pt"), "x.png", "--out", str(taken)]) == 2
+    assert f"output folder --out {taken} is a file, not a folder" in capsys.readouterr().err
+    assert taken.read_text() == "notes"

@@ -7,7 +7,6 @@ only when their command runs, so ``mldanet --help`` stays fast.
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib
 import sys
 
@@ -27,6 +26,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 class UserError(Exception):
     """An error caused by the user's input: printed as one line, exit code 2, no traceback."""
+
+
+# A path given on the command line that is missing, of the wrong kind or not ours to write: the
+# user's input (exit code 2). Every other OSError is the machine's state (exit code 1).
+USER_OS_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
 
 
 def one_line(error: BaseException) -> str:
@@ -71,13 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(command).parse_args(argv)
     try:
         return int(args._run(args) or 0)
-    except (UserError, FileNotFoundError, ValueError) as error:
+    except (UserError, ValueError, *USER_OS_ERRORS) as error:
         print(f"mldanet {command}: error: {one_line(error)}", file=sys.stderr)
         return 2
     except OSError as error:
-        # A full disk is the machine's state, not a bug: one line, and no traceback to scroll past.
-        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
+        # The machine's state (a full disk, a read-only file system, a lost mount), not a bug: one
+        # line naming the file, and no traceback to scroll past.
         print(f"mldanet {command}: error: {one_line(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

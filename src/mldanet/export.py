@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from mldanet.evaluation.protocol import STEREO_SCALE_FACTOR
+from mldanet.paths import require_writable_file
 
 TOLERANCE = 1e-4
 
@@ -125,11 +126,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output .onnx file")
     parser.add_argument("--height", type=int, help="input height (default: the checkpoint's)")
     parser.add_argument("--width", type=int, help="input width (default: the checkpoint's)")
-    parser.add_argument("--opset", type=int, default=17)
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset version (default: 17)")
     parser.add_argument("--all-scales", action="store_true", help="also output disp_1..disp_3")
 
 
 def run(args: argparse.Namespace) -> int:
+    require_writable_file(args.out, "output file --out")
     try:
         difference = export_onnx(args.checkpoint, args.out, args.height, args.width, args.opset, args.all_scales)
     except ExportCheckError as error:

@@ -31,6 +31,7 @@ import torch
 from tqdm import tqdm
 
 from mldanet.evaluation.protocol import STEREO_SCALE_FACTOR
+from mldanet.paths import require_writable_dir
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
@@ -199,8 +200,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (recursive) and videos")
     parser.add_argument("--checkpoint", required=True, help="checkpoint file (or run folder)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default: 4)")
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when available (default)"
+    )
     parser.add_argument("--height", type=int, help="network input height (default: the checkpoint's)")
     parser.add_argument("--width", type=int, help="network input width (default: the checkpoint's)")
     parser.add_argument("--every", type=int, default=1, help="use every N-th video frame")
@@ -208,6 +211,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    require_writable_dir(args.out, "output folder --out")
     summary = predict_paths(
         args.checkpoint, args.inputs, args.out, batch_size=args.batch_size, device=args.device,
         height=args.height, width=args.width, every=args.every, post_process=args.post_process,
