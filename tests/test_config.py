@@ -90,6 +90,11 @@ def test_config_file_errors_name_the_file(tmp_path):
     bad.write_text("optim: {nope: 1}\n")
     with pytest.raises(ValueError, match=r"bad.yaml: unknown config key 'optim.nope'"):
         load_config_file(bad)
+    bad.write_bytes(b"\x00\xd7\xff binary")
+    with pytest.raises(ValueError, match=r"bad.yaml is not a text file \(not UTF-8\)"):
+        load_config_file(bad)
+    with pytest.raises(IsADirectoryError, match=f"config file {tmp_path} is a folder, not a file"):
+        load_config_file(tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from mldanet.paths import require_file
 from mldanet.types import STEREO, FrameId
 
 MODES = ("M", "S", "MS")
@@ -255,11 +256,11 @@ def load_preset(name: str) -> Config:
 
 
 def load_config_file(path: str | Path) -> Config:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
+    path = require_file(path, "config file")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"config file {path} is not a text file (not UTF-8): give a YAML file") from None
     except yaml.YAMLError as error:
         raise ValueError(f"config file {path} is not valid YAML: {error}") from None
     if data is not None and not isinstance(data, dict):

@@ -505,11 +505,12 @@ class HintsSummary:
         return self.pairs_done / self.seconds if self.seconds > 0 else math.nan
 
     def __str__(self) -> str:
-        return (
+        text = (
             f"{self.pairs_done} hints computed, {self.pairs_skipped} already present, "
-            f"{self.pairs_missing} missing inputs; {self.seconds:.1f} s ({self.pairs_per_second:.2f} pairs/s); "
-            f"mean valid fraction {self.mean_valid_fraction:.3f}"
+            f"{self.pairs_missing} missing inputs; {self.seconds:.1f} s ({self.pairs_per_second:.2f} pairs/s)"
         )
+        # with nothing computed there is no fraction to report (it would read "nan")
+        return text + (f"; mean valid fraction {self.mean_valid_fraction:.3f}" if self.pairs_done else "")
 
 
 def hint_jobs(lines: list[str]) -> list[tuple[str, int, str]]:

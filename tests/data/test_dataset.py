@@ -11,7 +11,7 @@ import torch
 from skimage.transform import resize as skimage_resize
 
 from mldanet.data.augment import color_jitter
-from mldanet.data.dataset import KittiRawDataset
+from mldanet.data.dataset import KittiRawDataset, MissingFilesError
 from mldanet.data.ground_truth import generate_depth_map
 from mldanet.hints import hint_path
 from mldanet.types import collate_samples
@@ -183,7 +183,9 @@ def test_missing_files_fail_or_are_skipped(kitti, caplog, line, kwargs, missing)
     good = f"{FOLDER} 1 l"
     with pytest.raises(FileNotFoundError, match=missing) as error:
         dataset(kitti, [good, line], **kwargs)
-    assert "line 2" in str(error.value) and "skip_missing" in str(error.value)
+    # the data layer names no flag: each command says how it drops lines (evaluation cannot)
+    assert "line 2" in str(error.value) and "skip_missing" not in str(error.value)
+    assert isinstance(error.value, MissingFilesError)
     with caplog.at_level(logging.WARNING):
         data = dataset(kitti, [good, line], skip_missing=True, **kwargs)
     assert data.lines == [good] and data.skipped == [line] and len(data) == 1
@@ -195,7 +197,7 @@ def test_missing_partner_and_no_usable_lines(kitti_sample, kitti, tmp_path):
     (root / FOLDER / "image_03/data/0000000001.jpg").unlink()
     with pytest.raises(FileNotFoundError, match="image_03/data/0000000001.jpg not found"):
         dataset(root, [f"{FOLDER} 1 l"], frame_ids=(0, "s"), hints_dir=None)
-    with pytest.raises(ValueError, match="no usable lines: 1 given, 1 skipped"):
+    with pytest.raises(ValueError, match="no usable lines in <lines>: 1 given, 1 skipped"):
         dataset(root, [f"{FOLDER} 1 l"], frame_ids=(0, "s"), hints_dir=None, skip_missing=True)
     with pytest.raises(ValueError, match="must include 0"):
         dataset(kitti, [f"{FOLDER} 1 l"], frame_ids=(-1, 1))

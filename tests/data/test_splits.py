@@ -15,6 +15,7 @@ from mldanet.data.splits import (
     list_splits,
     parse_split_line,
     read_split_lines,
+    resolve_splits_dir,
 )
 
 
@@ -38,6 +39,15 @@ def test_no_splits_dir_says_how_to_give_one(monkeypatch):
     monkeypatch.delenv("MLDANET_SPLITS_DIR", raising=False)
     with pytest.raises(ValueError, match=r"--splits-dir or set \$MLDANET_SPLITS_DIR"):
         read_split_lines("eigen_zhou")
+
+
+def test_a_splits_dir_that_is_a_file_or_missing_is_named(tmp_path):
+    afile = tmp_path / "splits.txt"
+    afile.write_text("x")
+    with pytest.raises(NotADirectoryError, match=f"splits directory {afile} \\(from --splits-dir\\) is a file"):
+        resolve_splits_dir(afile)
+    with pytest.raises(FileNotFoundError, match=f"splits directory not found: {tmp_path / 'nope'}"):
+        resolve_splits_dir(tmp_path / "nope")
 
 
 def test_missing_split_and_part_are_named(splits_dir, tmp_path):

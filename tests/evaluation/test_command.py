@@ -242,6 +242,24 @@ def test_gt_exported_for_another_split_is_refused(checkpoints, kitti_sample, tmp
     assert with_gt["metrics"] == scans["metrics"]
 
 
+def test_pred_disps_with_a_split_file_are_checked_against_the_gt_lines(kitti_sample, tmp_path, capsys):
+    root = make_kitti_drive(kitti_sample, tmp_path / "kitti", frames=(1, 2))
+    exported = write_lines(tmp_path / "exported.txt", [f"{FOLDER} 1 l"])
+    other = write_lines(tmp_path / "other.txt", [f"{FOLDER} 2 l"])
+    two = write_lines(tmp_path / "two.txt", [f"{FOLDER} 1 l", f"{FOLDER} 2 l"])
+    gt_path = tmp_path / "gt_depths.npz"
+    assert main(["export-gt", "--data-path", str(root), "--split-file", str(exported), "--out", str(gt_path)]) == 0
+    disps = tmp_path / "disps.npy"
+    np.save(disps, np.full((1, 24, 80), 0.1, np.float32))
+    argv = ["evaluate", "--pred-disps", str(disps), "--gt", str(gt_path), "--scaling", "median"]
+    capsys.readouterr()
+    assert main([*argv, "--split-file", str(other)]) == 2
+    assert f"{gt_path} holds the ground truth of other frames than {other}" in capsys.readouterr().err
+    assert main([*argv, "--split-file", str(two)]) == 2
+    assert f"--split-file {two} lists 2 frames but the disparities and {gt_path} hold 1" in capsys.readouterr().err
+    assert main([*argv, "--split-file", str(exported)]) == 0
+
+
 def test_gt_without_lines_must_have_each_images_size(checkpoints, kitti_sample, tmp_path, capsys):
     root = make_kitti_drive(kitti_sample, tmp_path / "kitti", frames=(1, 2))
     smaller = root / FOLDER / "image_02/data/0000000002.jpg"

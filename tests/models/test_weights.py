@@ -70,6 +70,17 @@ def test_unreadable_and_foreign_files_are_named(tmp_path: Path) -> None:
     garbage.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="garbage.pth.*not a readable torch state dict"):
         load_resnet("resnet18", weights_path=garbage)
+    # torch's weights-only unpickler fails on text with KeyError: 101 (the byte 'e')
+    text = tmp_path / "notes.pth"
+    text.write_text("experiment notes\n")
+    with pytest.raises(ValueError, match=r"notes.pth is not a readable torch state dict \(.+\): give a torchvision"):
+        load_resnet("resnet18", weights_path=text)
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match="empty.pth is empty"):
+        load_resnet("resnet18", weights_path=empty)
+    with pytest.raises(IsADirectoryError, match="is a folder, not a file"):
+        load_resnet("resnet18", weights_path=tmp_path)
     tensor = tmp_path / "tensor.pth"
     torch.save(torch.zeros(3), tensor)
     with pytest.raises(ValueError, match="tensor.pth does not hold a state dict"):

@@ -47,7 +47,7 @@ def test_no_progress_prints_a_plain_line_every_log_every_steps(kitti_fixture, tm
         assert " loss " in line and " steps/s (" in line and "samples/s), 0 skipped" in line and "\r" not in line
 
 
-@pytest.mark.parametrize("files", [["checkpoints/last.pt"], ["checkpoints/best.pt"], ["config.yaml"]])
+@pytest.mark.parametrize("files", [["checkpoints/last.pt"], ["checkpoints/best.pt"], ["checkpoints/healthy.pt"]])
 def test_a_new_run_refuses_an_out_that_holds_a_run(kitti_fixture, tmp_path, capsys, monkeypatch, files):
     out = tmp_path / "run"
     for name in files:
@@ -64,6 +64,14 @@ def test_a_new_run_refuses_an_out_that_holds_a_run(kitti_fixture, tmp_path, caps
         "train into a new --out, or add --overwrite to replace it"
     )
     assert snapshot(out) == before
+
+
+def test_a_run_that_failed_before_its_first_checkpoint_can_be_started_again(kitti_fixture, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.yaml").write_text("train: {seed: 0}\n")  # all a run leaves that dies in its first step
+    assert main(train_argv(kitti_fixture, out, "--max-steps", "1")) == 0
+    assert load_checkpoint(out)["step"] == 1
 
 
 def test_overwrite_replaces_the_run_in_out(kitti_fixture, trained_run, tmp_path, capsys):
@@ -237,12 +245,33 @@ def test_a_data_path_that_is_a_file_says_so(kitti_fixture, tmp_path, capsys):
     assert one_error_line(capsys) == f"mldanet train: error: data path {a_file} is a file, not a folder"
 
 
+def test_a_hints_folder_that_is_a_file_says_so(kitti_fixture, tmp_path, capsys):
+    a_file = tmp_path / "hints.tar"
+    a_file.write_bytes(b"an archive")
+    argv = [*train_argv(kitti_fixture, tmp_path / "run"), "--hints-dir", str(a_file), "--set", "loss.use_hints=true"]
+    assert main(argv) == 2
+    assert one_error_line(capsys) == f"mldanet train: error: hints folder (--hints-dir) {a_file} is a file, not a folder"
+
+
+def test_a_validation_split_emptied_by_skipping_says_how_to_train_without_it(kitti_fixture, tmp_path, capsys):
+    val = tmp_path / "splits" / "mine" / "val_files.txt"
+    val.parent.mkdir(parents=True)
+    val.write_text("2011_10_03/2011_10_03_drive_0099_sync 3 l\n")
+    shutil.copy(Path(kitti_fixture["splits"]) / "fixture" / "train_files.txt", val.parent)
+    argv = [*train_argv(kitti_fixture, tmp_path / "run"), "--splits-dir", str(val.parent.parent), "--split", "mine",
+            "--set", "train.validate=true", "--set", "data.skip_missing=true"]
+    assert main(argv) == 2
+    line = one_error_line(capsys)
+    assert f"no usable lines in {val}: 1 given, 1 skipped" in line
+    assert line.endswith("--set train.validate=false trains without validation")
+
+
 def test_missing_files_name_the_flag_that_skips_them(kitti_fixture, tmp_path, capsys):
     split = tmp_path / "train_files.txt"
     split.write_text("2011_10_03/2011_10_03_drive_0000_sync 1 l\n2011_10_03/2011_10_03_drive_0099_sync 3 r\n")
     assert main(train_argv(kitti_fixture, tmp_path / "run", "--split-file", str(split))) == 2
     line = one_error_line(capsys)
-    assert "--set data.skip_missing=true drops them" in line and "skip_missing=True" not in line
+    assert "--set data.skip_missing=true drops those lines" in line and "skip_missing=True" not in line
 
 
 # ------------------------------------------------------------------------------------- 6. help

@@ -29,6 +29,10 @@ from mldanet.types import STEREO, FrameId, Sample
 
 logger = logging.getLogger(__name__)
 
+
+class MissingFilesError(FileNotFoundError):
+    """Lines of a split whose files are missing; commands that can drop such lines say how."""
+
 # How far (relative) a hint's width/height may be from its image's: hints are the whole image
 # resized, to 1024×320 (3.5 % off KITTI's 1242×375) or 640×192 (0.6 %) in monodepth2's recipe,
 # while a hint of a cropped image, another camera or a transposed array is off by far more.
@@ -164,9 +168,9 @@ class KittiRawDataset(Dataset):
             path, lineno, line = first_missing
             if not skip_missing:
                 what = "drive folder " if path.parent.parent == self.root else ""
-                raise FileNotFoundError(
+                raise MissingFilesError(
                     f"{what}{path} not found (needed by line {lineno} of {source}: '{line}'; {len(self.skipped)} "
-                    f"of {len(lines)} lines have missing files; skip_missing=True drops them)"
+                    f"of {len(lines)} lines have missing files)"
                 )
             logger.warning(
                 "KittiRawDataset: skipped %d of %d lines with missing files (first: %s, line %d)",
@@ -176,7 +180,9 @@ class KittiRawDataset(Dataset):
                 lineno,
             )
         if not self.items:
-            raise ValueError(f"no usable lines: {len(lines)} given, {len(self.skipped)} skipped for missing files")
+            raise ValueError(
+                f"no usable lines in {source}: {len(lines)} given, {len(self.skipped)} skipped for missing files"
+            )
         # hint sizes already warned about, filled here (before DataLoader workers copy the dataset)
         # so that a run warns once, not once per worker or per sample
         self.warned_hint_shapes: set[tuple[int, ...]] = set()

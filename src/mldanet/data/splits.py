@@ -41,6 +41,8 @@ def resolve_splits_dir(splits_dir: str | Path | None = None) -> Path:
             f"no splits directory: give --splits-dir or set ${SPLITS_ENV} "
             "(`mldanet splits --download --dest DIR` fetches monodepth2's splits)"
         )
+    if path.is_file():
+        raise NotADirectoryError(f"splits directory {path} (from {origin}) is a file, not a folder")
     if not path.is_dir():
         raise FileNotFoundError(f"splits directory not found: {path} (from {origin})")
     return path

@@ -64,6 +64,20 @@ def check_gt_lines(gt_lines: Sequence[str], lines: Sequence[str], gt_path: str |
             )
 
 
+def check_pred_disps_split(split_file: str | Path, gt, count: int, gt_path: str | Path) -> None:
+    """With ``--pred-disps``, a ``--split-file`` names the frames the disparities are of: it must list
+    ``count`` lines and, where the ground-truth file stores its lines, the same ones."""
+    from mldanet.data.splits import read_lines_file
+
+    lines = read_lines_file(split_file)
+    if len(lines) != count:
+        raise ValueError(
+            f"--split-file {split_file} lists {len(lines)} frames but the disparities and {gt_path} hold {count}"
+        )
+    if gt.lines is not None:
+        check_gt_lines(gt.lines, lines, gt_path, split_file)
+
+
 def check_gt_sizes(
     gt_depths: Sequence[np.ndarray], images: Sequence[Path], lines: Sequence[str], gt_path: str | Path, split_path: str | Path
 ) -> None:
@@ -161,7 +175,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-path", help="KITTI raw root (with --checkpoint)")
     parser.add_argument("--split", default="eigen", help="split whose test_files.txt is evaluated (default: eigen)")
     parser.add_argument("--splits-dir", help="folder of split folders (default: $MLDANET_SPLITS_DIR)")
-    parser.add_argument("--split-file", help="any split file, instead of --split")
+    parser.add_argument("--split-file", help="any split file, instead of --split (with --pred-disps: the frames the "
+                        "disparities are of, checked against the lines stored in --gt)")
     parser.add_argument("--gt", help="gt_depths.npz from `mldanet export-gt` (default with --checkpoint: from the Velodyne scans)")
     parser.add_argument("--benchmark-dir", help="KITTI annotated depth maps, for eigen_benchmark without --gt")
     parser.add_argument("--scaling", choices=SCALINGS, help="default: stereo (×5.4) for S/MS checkpoints, median for M")
@@ -204,6 +219,8 @@ def run(args: argparse.Namespace) -> int:
                 f"{args.pred_disps} holds {len(pred_disps)} disparities but {args.gt} holds {len(gt_depths)} "
                 "ground-truth depth maps: they must be the same frames in the same order"
             )
+        if args.split_file:
+            check_pred_disps_split(args.split_file, gt, len(pred_disps), args.gt)
         result = evaluate_disparities(pred_disps, gt_depths, scaling=args.scaling, eigen_crop=eigen_crop)
         source = {"pred_disps": str(args.pred_disps)}
     else:

@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 from torchvision.models import ResNet, ResNet18_Weights, ResNet50_Weights, WeightsEnum, resnet18, resnet50
 
+from mldanet.paths import require_file
+
 BACKBONES = {
     "resnet18": (resnet18, ResNet18_Weights.IMAGENET1K_V1),
     "resnet50": (resnet50, ResNet50_Weights.IMAGENET1K_V1),
@@ -53,13 +55,19 @@ def download_state_dict(weights: WeightsEnum, name: str) -> dict[str, torch.Tens
 
 def load_state_dict_file(model: ResNet, path: str | Path, name: str) -> None:
     """Load a torchvision ResNet state dict from ``path`` into ``model``; every failure names the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"backbone weights file not found: {path}")
+    path = require_file(path, "backbone weights file (--weights-init)")
+    if path.stat().st_size == 0:
+        raise ValueError(f"backbone weights file {path} is empty: give a torchvision ResNet state dict (.pth)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
-        raise ValueError(f"backbone weights file {path} is not a readable torch state dict: {error}") from None
+    # torch's weights-only unpickler reports a text file as KeyError/IndexError of an opcode byte
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, KeyError, IndexError,
+            ValueError, TypeError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            f"backbone weights file {path} is not a readable torch state dict ({reason}): give a torchvision "
+            "ResNet state dict (.pth)"
+        ) from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"backbone weights file {path} does not hold a state dict (name → tensor)")
     own = model.state_dict()

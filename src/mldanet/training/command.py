@@ -48,8 +48,11 @@ FLAG_KEYS = {
     "loss_weighting": "loss.weighting",
 }
 
-# What a run leaves in its folder: a new run there would overwrite it (--overwrite removes it).
+# What a run leaves in its folder; --overwrite removes them. Only its checkpoints make a folder a
+# run that a new one must not overwrite: a run that failed before its first checkpoint leaves just
+# its config, and the same command again must be able to start it.
 RUN_FILES = ("checkpoints/last.pt", "checkpoints/best.pt", "checkpoints/healthy.pt", "checkpoints/config.yaml", "config.yaml")
+CHECKPOINT_FILES = ("checkpoints/last.pt", "checkpoints/best.pt", "checkpoints/healthy.pt")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -208,7 +211,7 @@ def refuse_existing_run(args: argparse.Namespace, out: Path, resume: Path | None
 
     if args.overwrite or args.resume == "auto" or restarted_by_torchrun() or continues_run_in(resume, out):
         return
-    found = existing_run(out)
+    found = [name for name in existing_run(out) if name in CHECKPOINT_FILES]
     if found:
         raise ValueError(
             f"--out {out} already holds a run ({', '.join(found)}): continue it with --resume {out}, train into "
@@ -239,18 +242,20 @@ def check_paths(config: Config) -> None:
     data path is build_datasets' to explain)."""
     if config.data.data_path:
         require_dir(config.data.data_path, "data path")
+    if config.data.hints_dir and config.loss.use_hints:
+        require_dir(config.data.hints_dir, "hints folder (--hints-dir)")
     require_writable_dir(config.train.out, "run folder (--out)")
 
 
 def build_training_data(config: Config, split_file: str | None):
     """build_datasets, with messages naming what a `mldanet train` user types."""
+    from mldanet.data.dataset import MissingFilesError
     from mldanet.training.datasets import build_datasets
 
     try:
         return build_datasets(config, split_file=split_file)
-    except FileNotFoundError as error:
-        message = str(error).replace("skip_missing=True", "--set data.skip_missing=true")
-        raise FileNotFoundError(message) from None
+    except MissingFilesError as error:
+        raise FileNotFoundError(f"{error}; --set data.skip_missing=true drops those lines") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -46,7 +46,10 @@ def build_datasets(config: Config, split_file: str | None = None) -> tuple[Kitti
             # validation scores depth against the Velodyne ground truth and logs the reprojection
             # error, neither of which uses hints: `mldanet hints` need not have run on its lines
             val_common = {**common, "hints_dir": None}
-            val_set = KittiRawDataset(
-                lines=read_lines_file(val_path), train=False, load_gt=True, source=val_path, **val_common
-            )
+            try:
+                val_set = KittiRawDataset(
+                    lines=read_lines_file(val_path), train=False, load_gt=True, source=val_path, **val_common
+                )
+            except ValueError as error:  # every line skipped: the training split may still be whole
+                raise ValueError(f"{error}; --set train.validate=false trains without validation") from None
     return train_set, val_set
