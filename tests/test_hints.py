@@ -333,3 +333,8 @@ def test_a_damaged_settings_file_is_named(kitti_sample, tmp_path, capsys):
         assert err.endswith("): delete it and pass --overwrite")
     assert cli.main([*argv, "--overwrite"]) == 0
     assert json.loads(settings.read_text())["height"] == 96
+
+
+def test_disparity_ranges_wider_than_the_hints_name_both_flags(tmp_path):
+    with pytest.raises(ValueError, match=r"--num-disparities 96 must be below the hint width \(--width 96\)"):
+        hints.compute_hints(tmp_path, [], tmp_path / "hints", height=32, width=96, num_disparities=(64, 96))

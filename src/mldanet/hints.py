@@ -1,4 +1,4 @@
-"""Fused-SGM depth hints (depth-hints' recipe, DESIGN §4) and the ``mldanet hints`` command.
+"""Fused-SGM depth hints (depth-hints' recipe, docs/METHOD.md §8.4) and the ``mldanet hints`` command.
 
 Several OpenCV SGBM matchers (block size × disparity range) each give a disparity map; per pixel
 the fused hint keeps the candidate whose warp of the other view best matches the base image
@@ -31,7 +31,7 @@ from mldanet.data.npy import npy_header
 from mldanet.data.splits import parse_split_line, read_split_lines
 from mldanet.paths import require_dir, require_writable_dir
 
-HINT_BASELINE = 0.1  # stereo baseline in training units (DESIGN §4)
+HINT_BASELINE = 0.1  # stereo baseline in training units (docs/METHOD.md §6.3)
 NORMALISED_FX = 0.58  # KITTI focal length / image width
 BLOCK_SIZES = (1, 2, 3)
 NUM_DISPARITIES = (64, 96, 128, 160)
@@ -44,7 +44,7 @@ SETTINGS_FILE = "hints_settings.json"  # beside the hints: what they were comput
 
 @functools.lru_cache(maxsize=None)
 def create_matcher(block_size: int, num_disparities: int) -> cv2.StereoSGBM:
-    """One SGBM matcher with DESIGN §4's parameters (P1 = 3·3·4, P2 = 3·3·32, as depth-hints)."""
+    """One SGBM matcher with the parameters of docs/METHOD.md §8.4 (P1 = 3·3·4, P2 = 3·3·32, as depth-hints)."""
     if block_size < 1:
         raise ValueError(f"SGBM block size {block_size} must be at least 1")
     if num_disparities <= 0 or num_disparities % 16:
@@ -553,7 +553,10 @@ def compute_hints(
         for count in settings.num_disparities:
             create_matcher(block_size, count)  # bad parameters fail here, before any worker starts
     if max(settings.num_disparities) >= width:
-        raise ValueError(f"numDisparities {max(settings.num_disparities)} must be below the hint width {width}")
+        raise ValueError(
+            f"--num-disparities {max(settings.num_disparities)} must be below the hint width (--width {width}): "
+            "give smaller disparity ranges (multiples of 16) or a larger width"
+        )
 
     jobs = hint_jobs(lines)
     present = [] if overwrite else [p for job in jobs if (p := hint_path(out_dir, *job)).is_file()]

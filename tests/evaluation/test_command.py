@@ -198,7 +198,7 @@ def test_evaluate_checkpoint_api_with_given_ground_truth(checkpoints, kitti_samp
 @pytest.mark.parametrize("kind, message", [
     ("truncated", "is corrupt or truncated"),
     ("foreign", "the depth weights do not fit this network"),
-    ("malicious", "was refused by weights-only loading"),
+    ("malicious", "was refused unread by weights-only loading"),
 ])
 def test_bad_checkpoints_give_one_line_errors(checkpoints, kitti_sample, split_file, tmp_path, capsys, command, kind, message):
     checkpoint = str(checkpoints[kind])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import urllib.error
 from pathlib import Path
 
@@ -65,6 +66,13 @@ def test_missing_weights_file_is_named(tmp_path: Path) -> None:
         build_depth_net(weights_path=path)
 
 
+class Payload:
+    """Would run a shell command when unpickled; weights-only loading must refuse it unrun."""
+
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
 def test_unreadable_and_foreign_files_are_named(tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
@@ -73,8 +81,13 @@ def test_unreadable_and_foreign_files_are_named(tmp_path: Path) -> None:
     # torch's weights-only unpickler fails on text with KeyError: 101 (the byte 'e')
     text = tmp_path / "notes.pth"
     text.write_text("experiment notes\n")
-    with pytest.raises(ValueError, match=r"notes.pth is not a readable torch state dict \(.+\): give a torchvision"):
+    with pytest.raises(ValueError, match=r"notes.pth is not a readable torch state dict \(a text file\): give a torchvision"):
         load_resnet("resnet18", weights_path=text)
+    evil = tmp_path / "evil.pth"
+    torch.save({"conv1.weight": Payload()}, evil)
+    with pytest.raises(ValueError, match=r"evil.pth was refused unread by weights-only loading \(it would call posix.system") as error:
+        load_resnet("resnet18", weights_path=evil)
+    assert "weights_only" not in str(error.value)
     empty = tmp_path / "empty.pth"
     empty.write_bytes(b"")
     with pytest.raises(ValueError, match="empty.pth is empty"):

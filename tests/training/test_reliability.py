@@ -244,7 +244,7 @@ def bad_input_case(case: str, fixture, tmp_path: Path) -> tuple[list[str], str]:
     assert case == "malicious checkpoint"
     payload = torch.load(checkpoint, weights_only=True)
     torch.save({**payload, "hook": RunsACommand(tmp_path / "pwned")}, checkpoint)
-    return ["--resume", str(checkpoint)], f"checkpoint {checkpoint} was refused by weights-only loading"
+    return ["--resume", str(checkpoint)], f"checkpoint {checkpoint} was refused unread by weights-only loading"
 
 
 class RunsACommand:

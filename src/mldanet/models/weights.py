@@ -9,6 +9,7 @@ Offline machines have two ways out, named in every download error: train from sc
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -53,6 +54,23 @@ def download_state_dict(weights: WeightsEnum, name: str) -> dict[str, torch.Tens
         ) from error
 
 
+def weights_only_refusal(error: pickle.UnpicklingError) -> str | None:
+    """Why ``torch.load(weights_only=True)`` refused a file, without PyTorch's paragraph; None when
+    the pickle is merely malformed.
+
+    PyTorch's message suggests re-running with ``weights_only=False`` — the one thing a user
+    must not do with a file of unknown origin — so only the global it refused is kept.
+    """
+    text = str(error)
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        return f"it would call {found.group(1)}"
+    # bytes that are no pickle at all come back as an unsupported operand, not as a refusal
+    if "Weights only load failed" not in text or "Unsupported operand" in text:
+        return None
+    return "it holds objects other than tensors and plain data"
+
+
 def load_state_dict_file(model: ResNet, path: str | Path, name: str) -> None:
     """Load a torchvision ResNet state dict from ``path`` into ``model``; every failure names the file."""
     path = require_file(path, "backbone weights file (--weights-init)")
@@ -63,7 +81,15 @@ def load_state_dict_file(model: ResNet, path: str | Path, name: str) -> None:
     # torch's weights-only unpickler reports a text file as KeyError/IndexError of an opcode byte
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, KeyError, IndexError,
             ValueError, TypeError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        refusal = weights_only_refusal(error) if isinstance(error, pickle.UnpicklingError) else None
+        if refusal is not None:
+            raise ValueError(
+                f"backbone weights file {path} was refused unread by weights-only loading ({refusal}): "
+                "give a torchvision ResNet state dict (.pth)"
+            ) from None
+        text = str(error).strip()
+        reason = "a text file" if isinstance(error, (KeyError, IndexError)) else (
+            text.splitlines()[0] if text else type(error).__name__)
         raise ValueError(
             f"backbone weights file {path} is not a readable torch state dict ({reason}): give a torchvision "
             "ResNet state dict (.pth)"

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from mldanet.config import Config, config_from_dict
+from mldanet.models.weights import weights_only_refusal
 
 FORMAT = "mldanet-checkpoint/1"
 
@@ -169,9 +170,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
+        refusal = weights_only_refusal(error)
+        if refusal is None:
+            raise ValueError(f"checkpoint {path} is corrupt or truncated: {_first_line(error)}") from None
         raise ValueError(
-            f"checkpoint {path} was refused by weights-only loading (it holds objects other than "
-            f"tensors and plain data; it may be unsafe): {_first_line(error)}"
+            f"checkpoint {path} was refused unread by weights-only loading ({refusal}; it may be unsafe): "
+            "give a checkpoints/last.pt or best.pt written by mldanet train"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
         raise ValueError(f"checkpoint {path} is corrupt or truncated: {_first_line(error)}") from None
