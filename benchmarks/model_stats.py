@@ -21,7 +21,7 @@ from results import write_section  # noqa: E402
 
 from mldanet.models import build_depth_net, build_pose_net  # noqa: E402
 
-SIZES = ((320, 96), (640, 192), (1024, 320))  # W×H; 320×96 for comparison with DESIGN §7
+SIZES = ((320, 96), (640, 192), (1024, 320))  # W×H; 320×96 for comparison with docs/METHOD.md §8.5
 DEPTH_ROWS = (
     [
         (variant, backbone, True, size)

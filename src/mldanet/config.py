@@ -25,7 +25,7 @@ MODES = ("M", "S", "MS")
 class ModelConfig:
     backbone: str = "resnet18"  # resnet18 | resnet50
     variant: str = "mlda"  # mlda | baseline
-    decoder_attention: bool = True  # channel attention in the decoder (DESIGN §2 step 2)
+    decoder_attention: bool = True  # channel attention in the decoder (docs/METHOD.md §5, step 2)
     attention_affinity: str = "cosine"  # cosine | scaled | raw (models/attention.py ChannelAttention)
     structure_attention: str = "residual"  # residual | guided | seed (models/attention.py StructureAttention)
     decoder_norm: str = "group"  # group | none: MLDA-Net's decoder blocks (models/decoder.py ConvBlock); baseline: none

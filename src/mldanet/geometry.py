@@ -1,6 +1,6 @@
 """Camera geometry for view synthesis: depth mapping, back-projection, projection, warping, poses.
 
-Conventions (DESIGN §2, docs/ARCHITECTURE.md):
+Conventions (docs/METHOD.md §6.2, docs/ARCHITECTURE.md):
 
 - Pixel (u, v) has its centre at integer coordinates (u = 0 is the centre of the first column).
 - ``grid_sample`` is always called with ``align_corners=False``, whose normalised coordinate −1 is

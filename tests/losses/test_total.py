@@ -1,4 +1,4 @@
-"""compute_losses against a second, loop-by-loop implementation written from DESIGN §3."""
+"""compute_losses against a second, loop-by-loop implementation written from docs/METHOD.md §7."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def make_batch(size: int = 2, height: int = 32, width: int = 64, hints: bool = T
 
 
 def reference_terms(disps, batch, transforms, config, seeds):
-    """DESIGN §3 written out per source and per scale, masks as depth-hints' three-way argmin."""
+    """docs/METHOD.md §7 written out per source and per scale, masks as depth-hints' three-way argmin."""
     target = batch.images[0]
     height, width = target.shape[-2:]
     K, inv_K = batch.K[:, 0], batch.inv_K[:, 0]

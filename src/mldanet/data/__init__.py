@@ -1,4 +1,4 @@
-"""KITTI raw data (DESIGN §4).
+"""KITTI raw data (docs/METHOD.md §8.3).
 
 Modules: ``calibration`` (calib files), ``images`` (layout, reading, resizing), ``splits``
 (split files, ``mldanet splits``), ``augment`` (flip, colour jitter), ``dataset``

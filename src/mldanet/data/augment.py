@@ -1,4 +1,4 @@
-"""Training augmentation (DESIGN §4): horizontal flip and colour jitter, drawn once per sample.
+"""Training augmentation (docs/METHOD.md §8.3): horizontal flip and colour jitter, drawn once per sample.
 
 The draw comes from a NumPy generator seeded by (seed, epoch, sample index), so a sample's
 augmentation is the same whichever worker or rank loads it and whatever the loading order.

@@ -1,4 +1,4 @@
-"""``KittiRawDataset``: KITTI raw split lines → :class:`mldanet.types.Sample` (DESIGN §4).
+"""``KittiRawDataset``: KITTI raw split lines → :class:`mldanet.types.Sample` (docs/METHOD.md §8.3).
 
 Images are read with OpenCV and resized to H×W (area averaging when shrinking); the loss sees the
 originals, the networks the colour-jittered copies. A flip mirrors every frame, the hint and the

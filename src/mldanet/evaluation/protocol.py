@@ -1,4 +1,4 @@
-"""The KITTI Eigen evaluation protocol (DESIGN §5), monodepth2's so that numbers are comparable.
+"""The KITTI Eigen evaluation protocol (docs/METHOD.md §9), monodepth2's so that numbers are comparable.
 
 Per image: the predicted scaled disparity is resized bilinearly to the ground truth's size
 (``cv2.resize`` INTER_LINEAR, half-pixel centres), inverted to depth, restricted to the Garg/Eigen

@@ -1,4 +1,4 @@
-"""Self-supervised losses (DESIGN §3); :func:`compute_losses` is the trainer's entry point."""
+"""Self-supervised losses (docs/METHOD.md §7); :func:`compute_losses` is the trainer's entry point."""
 
 from mldanet.losses.hints import hint_error, hint_loss, hint_mask
 from mldanet.losses.photometric import photometric_error, ssim

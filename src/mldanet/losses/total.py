@@ -1,6 +1,6 @@
 """The training loss: :func:`compute_losses` is the one entry point the trainer calls.
 
-Per scale s (DESIGN §3), with the scale's disparity upsampled bilinearly to the full H×W and
+Per scale s (docs/METHOD.md §7.5), with the scale's disparity upsampled bilinearly to the full H×W and
 converted to depth (``loss.min_depth``/``loss.max_depth``):
 
 - reprojection: every source (−1, +1, "s": whatever ``transforms`` holds) is warped into the

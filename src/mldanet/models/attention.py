@@ -1,4 +1,4 @@
-"""MLDA-Net's attention modules (DESIGN §2): channel (CA), global (GA) and structure (SA) attention."""
+"""MLDA-Net's attention modules (docs/METHOD.md §3–§4): channel (CA), global (GA) and structure (SA) attention."""
 
 from __future__ import annotations
 
@@ -34,9 +34,9 @@ class ChannelAttention(nn.Module):
 
     - ``"raw"``: R(Q)·R(V)ᵀ, the paper's form; its softmax saturates to one-hot rows at
       realistic feature sizes.
-    - ``"scaled"``: R(Q)·R(V)ᵀ / sqrt(hw) (DESIGN §2). Still quadratic in the features: in
-      training the decoder's activations grow and its rows went one-hot (max weight 0.97–1.0)
-      within 30 steps of the demo, after which its gradients vanish.
+    - ``"scaled"``: R(Q)·R(V)ᵀ / sqrt(hw), the specification's form (docs/METHOD.md §3). Still
+      quadratic in the features: in training the decoder's activations grow and its rows went
+      one-hot (max weight 0.97–1.0) within 30 steps of the demo, after which its gradients vanish.
     - ``"cosine"`` (default): τ·cos(Q_i, V_j), the dot product of the L2-normalised rows, τ =
       :data:`COSINE_TEMPERATURE`. Bounded and invariant to the features' scale, so CA(f) stays
       linear in the features' magnitude and cannot saturate.
@@ -102,8 +102,8 @@ class StructureAttention(nn.Module):
     T = sigmoid(ψ(ReLU(θ(f'_l) + φ(f_l)))) (1×1 convs, ψ to one channel) weighs each
     low-resolution pixel in the guided filter. Three forms (``model.structure_attention``):
 
-    - ``"guided"`` (DESIGN §2, the form of earlier releases): weights T², the filter fits
-      f_l ≈ a·f'_l + b and its output A·f_h + B replaces f_h.
+    - ``"guided"`` (the specification's form, docs/METHOD.md §4.3; the form of earlier releases):
+      weights T², the filter fits f_l ≈ a·f'_l + b and its output A·f_h + B replaces f_h.
     - ``"seed"`` (the source's Eq. 8 as written): weights T², the filter fits f'_l ≈ a·f_l + b and
       its output A·f_h + B replaces f_h.
     - ``"residual"`` (default): weights ε + (1 − ε)·T² (ε = ``min_weight``) and the filter as in

@@ -1,4 +1,4 @@
-"""Decoder with structure attention (SA) and the multi-scale depth heads (DP), DESIGN §2.
+"""Decoder with structure attention (SA) and the multi-scale depth heads (DP), docs/METHOD.md §5.
 
 From x = the deepest feature level, for k = 4..0:
     f_l = ConvBlock(x) → D_k                        (at H/2^(k+1))

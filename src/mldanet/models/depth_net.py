@@ -1,4 +1,4 @@
-"""DepthNet: MLFE encoder + global attention + decoder with structure attention (DESIGN §2)."""
+"""DepthNet: MLFE encoder + global attention + decoder with structure attention (docs/METHOD.md §1–§5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""MLFE, multi-level feature extraction (DESIGN §2): a ResNet branch f_C and an image branch f_D.
+"""MLFE, multi-level feature extraction (docs/METHOD.md §2): a ResNet branch f_C and an image branch f_D.
 
 Both give five levels i = 1..5 at H/2^i × W/2^i with the ResNet-18 widths C = (64, 64, 128, 256, 512).
 ResNet-50's wider levels are reduced to C by 1×1 conv + BN + ReLU (level 1 is already 64 wide and

@@ -1,4 +1,4 @@
-"""Weighted fast guided filter (DESIGN §2): the edge-preserving step inside structure attention.
+"""Weighted fast guided filter (docs/METHOD.md §4.2): the edge-preserving step inside structure attention.
 
 Per channel and per low-resolution window ω_k (the (2r+1)² window, clipped at the borders) a
 linear model y ≈ a_k·x + b_k of the target y in the guide x is fitted by weighted least squares,

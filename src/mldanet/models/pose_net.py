@@ -1,4 +1,4 @@
-"""PoseNet (DESIGN §2): a separate ResNet-18 on two stacked frames and monodepth2's pose decoder."""
+"""PoseNet (docs/METHOD.md §6.1): a separate ResNet-18 on two stacked frames and monodepth2's pose decoder."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The synthetic drive: a ray-cast street in the exact KITTI raw layout (``mldanet synth``, DESIGN §7).
+"""The synthetic drive: a ray-cast street in the exact KITTI raw layout (``mldanet synth``, docs/METHOD.md §8.5).
 
 ``write_synthetic_drives`` is the entry point; ``render_frame`` renders one camera of a drive's
 scene for tests and demos (``make_drive`` gives the scene and the camera-2 poses).

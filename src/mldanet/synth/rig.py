@@ -14,7 +14,7 @@ import numpy as np
 
 CAMERA_HEIGHT = 1.65  # metres above the ground, KITTI's
 BASELINE = 0.54  # metres; camera 3 sits this far to the right of camera 2
-K_NORM = ((0.58, 0.0, 0.5), (0.0, 1.92, 0.5))  # the normalised K the networks assume (DESIGN §4)
+K_NORM = ((0.58, 0.0, 0.5), (0.0, 1.92, 0.5))  # the normalised K the networks assume (docs/METHOD.md §6.2)
 
 
 @dataclass(frozen=True)
