@@ -26,8 +26,41 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
-def kitti_sample(shared_data: Path) -> Path:
+def real_kitti_sample(shared_data: Path) -> Path:
+    """The one real KITTI frame (image, Velodyne scan, calibration): for checks against real data."""
     return shared_data / "kitti_sample"
+
+
+@pytest.fixture(scope="session")
+def kitti_sample(tmp_path_factory) -> Path:
+    """A one-frame KITTI raw folder: the real frame when ``../shared/data`` is there, else one that
+    ``mldanet synth`` renders at KITTI's size under the same date, drive and frame names, so tests
+    that need only the layout run in any clone."""
+    if SHARED_DATA.is_dir():
+        return SHARED_DATA / "kitti_sample"
+    return synthetic_kitti_sample(tmp_path_factory.mktemp("synthetic_kitti_sample"))
+
+
+def synthetic_kitti_sample(root: Path) -> Path:
+    """``root`` laid out as ``shared/data/kitti_sample`` (frame 1 of drive 0000), rendered by synth."""
+    import shutil
+
+    from mldanet.synth import write_synthetic_drives
+    from mldanet.synth.writer import DATE, drive_folder
+
+    rendered = root / "rendered"
+    # at the real frame's size (1241×376), which tests of size checks spell out
+    write_synthetic_drives(rendered, drives=2, frames=3, width=1241, height=376, workers=1, progress=False)
+    sample = root / "kitti_sample"
+    date_dir = sample / KITTI_DATE
+    date_dir.mkdir(parents=True)
+    for name in ("calib_cam_to_cam.txt", "calib_velo_to_cam.txt", "calib_imu_to_velo.txt"):
+        shutil.copy(rendered / DATE / name, date_dir / name)
+    source, drive = rendered / DATE / drive_folder(0), date_dir / KITTI_DRIVE
+    for sub, ext in (("image_02", ".jpg"), ("velodyne_points", ".bin")):
+        (drive / sub / "data").mkdir(parents=True)
+        shutil.copy(source / sub / "data" / f"0000000001{ext}", drive / sub / "data" / f"0000000001{ext}")
+    return sample
 
 
 @pytest.fixture(scope="session")
@@ -40,11 +73,11 @@ KITTI_DRIVE = "2011_10_03_drive_0000_sync"
 
 
 def build_kitti_fixture(root: Path, source: Path, frames: int = 6, hints: bool = True) -> dict[str, Path]:
-    """A KITTI-raw-layout folder built from the one real frame in ``shared/data/kitti_sample``.
+    """A KITTI-raw-layout folder built from the one frame of ``kitti_sample`` (real or synthetic).
 
-    Frame i is the real image shifted left by 2·i pixels (so neighbours differ like a moving
+    Frame i is that image shifted left by 2·i pixels (so neighbours differ like a moving
     camera would), image_03 is the same frame shifted by 8 pixels (a stereo partner), every frame
-    carries the real Velodyne scan, and the real calibration files sit beside the drive. With
+    carries the sample's Velodyne scan, and its calibration files sit beside the drive. With
     ``hints`` a constant-depth hint (training units) is written for both sides.
     Returns paths: data, splits (a split folder "fixture" with train/val/test files), hints.
     """

@@ -59,9 +59,11 @@ def expected_disparity(net: torch.nn.Module, image_path: Path) -> np.ndarray:
     return cv2.resize(scaled, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
-def test_images_video_folders_and_unreadable_inputs(mlda, shared_data, tmp_path, capsys):
+def test_images_video_folders_and_unreadable_inputs(mlda, kitti_sample, tmp_path, capsys):
     checkpoint, net = mlda
-    kitti_image = shared_data / "images" / "kitti_test_image.jpg"
+    kitti_image = tmp_path / "kitti_test_image.jpg"  # a driving frame at a size no network input has
+    frame = cv2.imread(str(kitti_sample / "2011_10_03" / "2011_10_03_drive_0000_sync" / "image_02" / "data" / "0000000001.jpg"))
+    cv2.imwrite(str(kitti_image), cv2.resize(frame, (638, 235), interpolation=cv2.INTER_AREA))
     video = write_video(tmp_path / "clip.avi")
     folder = tmp_path / "folder"
     write_image(folder / "sub" / "a.png", (40, 50), seed=1)

@@ -22,8 +22,14 @@ def calib_dir(kitti_sample):
     return kitti_sample / "2011_10_03"
 
 
-def test_real_cam_to_cam_values(calib_dir):
-    values = load_cam_to_cam(calib_dir)
+@pytest.fixture(scope="module")
+def real_calib_dir(real_kitti_sample):
+    """The real KITTI calibration, for the tests that check its values."""
+    return real_kitti_sample / "2011_10_03"
+
+
+def test_real_cam_to_cam_values(real_calib_dir):
+    values = load_cam_to_cam(real_calib_dir)
     assert "calib_time" not in values  # a date, not numbers
     np.testing.assert_array_equal(values["S_rect_02"], [1241.0, 376.0])
     p_rect_02 = values["P_rect_02"].reshape(3, 4)
@@ -34,10 +40,10 @@ def test_real_cam_to_cam_values(calib_dir):
     assert values["K_02"].shape == (9,)
 
 
-def test_real_image_size_and_velodyne_transform(calib_dir):
-    assert image_size_from_calib(calib_dir) == (376, 1241)
-    assert image_size_from_calib(calib_dir, cam=3) == (376, 1241)
-    transform = velo_to_cam(calib_dir)
+def test_real_image_size_and_velodyne_transform(real_calib_dir):
+    assert image_size_from_calib(real_calib_dir) == (376, 1241)
+    assert image_size_from_calib(real_calib_dir, cam=3) == (376, 1241)
+    transform = velo_to_cam(real_calib_dir)
     np.testing.assert_allclose(transform[0, :], [7.967514e-03, -9.999679e-01, -8.462264e-04, -1.377769e-02])
     np.testing.assert_allclose(transform[3], [0, 0, 0, 1])
     # the rotation of a real calibration is orthonormal

@@ -36,8 +36,8 @@ def run_command(argv: list[str]) -> int:
 REAL_SCAN = "2011_10_03/2011_10_03_drive_0000_sync/velodyne_points/data/0000000001.bin"
 
 
-def test_real_frame_matches_independent_figures(kitti_sample):
-    depth = generate_depth_map(kitti_sample / "2011_10_03", kitti_sample / REAL_SCAN)
+def test_real_frame_matches_independent_figures(real_kitti_sample):
+    depth = generate_depth_map(real_kitti_sample / "2011_10_03", real_kitti_sample / REAL_SCAN)
     assert depth.shape == (376, 1241) and depth.dtype == np.float32
     valid = depth[depth > 0]
     assert valid.size == 19100
@@ -125,7 +125,8 @@ def test_export_gt_reads_benchmark_annotations(tmp_path, kitti_sample):
         )
 
 
-def test_eigen_benchmark_needs_benchmark_dir(tmp_path, splits_dir, capsys):
+def test_eigen_benchmark_needs_benchmark_dir(tmp_path, capsys):
+    splits_dir = tmp_path  # refused before the split is read
     code = cli.main(
         [
             "export-gt",
@@ -202,8 +203,8 @@ def reference_points(calib, scan_path):
     return points, (height, width)
 
 
-def test_default_map_is_monodepth2s_rule_bit_for_bit(kitti_sample):
-    points, (height, width) = reference_points(kitti_sample / "2011_10_03", kitti_sample / REAL_SCAN)
+def test_default_map_is_monodepth2s_rule_bit_for_bit(real_kitti_sample):
+    points, (height, width) = reference_points(real_kitti_sample / "2011_10_03", real_kitti_sample / REAL_SCAN)
     expected = np.zeros((height, width))
     for row, col, depth, _ in points:  # each pixel first holds its last point
         expected[row, col] = depth
@@ -215,14 +216,14 @@ def test_default_map_is_monodepth2s_rule_bit_for_bit(kitti_sample):
             row, col = points[members[0]][:2]
             expected[row, col] = min(points[m][2] for m in members)
 
-    ours = generate_depth_map(kitti_sample / "2011_10_03", kitti_sample / REAL_SCAN)
+    ours = generate_depth_map(real_kitti_sample / "2011_10_03", real_kitti_sample / REAL_SCAN)
     np.testing.assert_array_equal(ours, expected.astype(np.float32))
     # the quirk is exercised on this frame: two column-0 pixels take a point of the row above's end
     assert ours[220, 0] == np.float32(8.829) and ours[237, 0] == np.float32(8.817)
 
 
-def test_exact_min_is_the_per_pixel_minimum(kitti_sample):
-    points, shape = reference_points(kitti_sample / "2011_10_03", kitti_sample / REAL_SCAN)
+def test_exact_min_is_the_per_pixel_minimum(real_kitti_sample):
+    points, shape = reference_points(real_kitti_sample / "2011_10_03", real_kitti_sample / REAL_SCAN)
     nearest: dict[tuple[int, int], float] = {}
     for row, col, depth, camera_z in points:
         if camera_z > 0:
@@ -231,9 +232,9 @@ def test_exact_min_is_the_per_pixel_minimum(kitti_sample):
     for (row, col), depth in nearest.items():
         expected[row, col] = depth
 
-    exact = generate_depth_map(kitti_sample / "2011_10_03", kitti_sample / REAL_SCAN, exact_min=True)
+    exact = generate_depth_map(real_kitti_sample / "2011_10_03", real_kitti_sample / REAL_SCAN, exact_min=True)
     np.testing.assert_array_equal(exact, expected.astype(np.float32))
-    default = generate_depth_map(kitti_sample / "2011_10_03", kitti_sample / REAL_SCAN)
+    default = generate_depth_map(real_kitti_sample / "2011_10_03", real_kitti_sample / REAL_SCAN)
     differ = np.argwhere(exact != default)
     assert differ.tolist() == [[220, 0], [237, 0]]
     assert exact[220, 0] == np.float32(10.92) and exact[237, 0] == np.float32(10.982)

@@ -23,10 +23,10 @@ def test_image_path_layout(tmp_path):
         image_path(tmp_path, "a/b", 1, "l", ".bmp")
 
 
-def test_load_real_jpeg_as_rgb(kitti_sample):
-    image = load_image(kitti_sample / REAL)
+def test_load_real_jpeg_as_rgb(real_kitti_sample):
+    image = load_image(real_kitti_sample / REAL)
     assert image.shape == (376, 1241, 3) and image.dtype == np.uint8
-    np.testing.assert_array_equal(image, cv2.imread(str(kitti_sample / REAL))[:, :, ::-1])
+    np.testing.assert_array_equal(image, cv2.imread(str(real_kitti_sample / REAL))[:, :, ::-1])
 
 
 def test_png_round_trip(tmp_path, kitti_sample):
@@ -63,8 +63,8 @@ def test_resize_shrinks_by_area_and_enlarges_bilinearly():
     assert resize_image(image, 8, 12) is image
 
 
-def test_image_size_from_the_header(kitti_sample, tmp_path):
-    assert read_image_size(kitti_sample / REAL) == cv2.imread(str(kitti_sample / REAL)).shape[:2] == (376, 1241)
+def test_image_size_from_the_header(real_kitti_sample, tmp_path):
+    assert read_image_size(real_kitti_sample / REAL) == cv2.imread(str(real_kitti_sample / REAL)).shape[:2] == (376, 1241)
     cv2.imwrite(str(tmp_path / "small.png"), np.zeros((7, 9, 3), np.uint8))
     assert read_image_size(tmp_path / "small.png") == (7, 9)
     with pytest.raises(FileNotFoundError, match=f"image not found: {tmp_path / 'absent.jpg'}"):

@@ -1,8 +1,10 @@
-"""Split files: the real monodepth2 lists, parsing errors, listing, and checksummed download (never online)."""
+"""Split files: the real monodepth2 lists (skipped without ../shared/data), parsing errors, listing, and
+checksummed download (never online)."""
 
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 
@@ -27,12 +29,27 @@ def test_real_split_sizes(splits_dir):
     assert len(read_split_lines("eigen_benchmark", "test", splits_dir)) == 652
 
 
-def test_splits_dir_from_environment_and_single_files(splits_dir, monkeypatch):
+def tiny_splits(root: Path) -> Path:
+    """A splits folder in monodepth2's layout: eigen (test only, 2 lines) and mine (train 3, val 1)."""
+    lists = {
+        "eigen/test_files.txt": ["2011_09_26/2011_09_26_drive_0002_sync 0000000069 l", "2011_09_26/2011_09_26_drive_0002_sync 54 r"],
+        "mine/train_files.txt": [f"2011_10_03/2011_10_03_drive_0000_sync {i} l" for i in (1, 2, 3)],
+        "mine/val_files.txt": ["2011_10_03/2011_10_03_drive_0000_sync 4 l"],
+    }
+    for name, lines in lists.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_splits_dir_from_environment_and_single_files(tmp_path, monkeypatch):
+    splits_dir = tiny_splits(tmp_path / "splits")
     monkeypatch.setenv("MLDANET_SPLITS_DIR", str(splits_dir))
     lines = read_split_lines("eigen", "test")
     assert lines[0] == "2011_09_26/2011_09_26_drive_0002_sync 0000000069 l"
     assert read_split_lines(splits_dir / "eigen" / "test_files.txt") == lines
     assert parse_split_line(lines[0]) == ("2011_09_26/2011_09_26_drive_0002_sync", 69, "l")
+    assert parse_split_line(lines[1]) == ("2011_09_26/2011_09_26_drive_0002_sync", 54, "r")
 
 
 def test_no_splits_dir_says_how_to_give_one(monkeypatch):
@@ -50,7 +67,8 @@ def test_a_splits_dir_that_is_a_file_or_missing_is_named(tmp_path):
         resolve_splits_dir(tmp_path / "nope")
 
 
-def test_missing_split_and_part_are_named(splits_dir, tmp_path):
+def test_missing_split_and_part_are_named(tmp_path):
+    splits_dir = tiny_splits(tmp_path / "splits")
     with pytest.raises(FileNotFoundError, match="split 'nope' not found"):
         read_split_lines("nope", "train", splits_dir)
     with pytest.raises(FileNotFoundError, match=r"split 'eigen' has no train list: .*eigen/train_files.txt"):
@@ -114,10 +132,10 @@ def test_download_verifies_checksums(splits_dir, tmp_path, monkeypatch):
     assert not (tmp_path / "other" / "eigen" / "test_files.txt").exists()
 
 
-def test_splits_command_lists_names_and_counts(splits_dir, capsys):
-    assert cli.main(["splits", "--splits-dir", str(splits_dir)]) == 0
+def test_splits_command_lists_names_and_counts(tmp_path, capsys):
+    assert cli.main(["splits", "--splits-dir", str(tiny_splits(tmp_path / "splits"))]) == 0
     out = capsys.readouterr().out
-    assert "eigen_zhou" in out and "train 39810" in out and "val 4424" in out
-    assert "eigen_benchmark  test 652" in out
+    assert "mine" in out and "train 3" in out and "val 1" in out
+    assert "test 2" in out
     assert cli.main(["splits", "--download"]) == 2
     assert "--dest" in capsys.readouterr().err
