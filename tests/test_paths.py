@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from mldanet.paths import require_dir, require_file, require_writable_dir, require_writable_file
+from mldanet.paths import require_dir, require_file, require_writable_dir, require_writable_file, write_atomic
 
 
 def deny_writes_to(monkeypatch, denied: Path) -> None:
@@ -66,3 +66,18 @@ def test_require_writable_file_creates_nothing_and_refuses_folders_and_read_only
     deny_writes_to(monkeypatch, tmp_path)
     with pytest.raises(PermissionError, match=f"{tmp_path} is not writable"):
         require_writable_file(tmp_path / "new.json", "--json")
+
+
+def test_write_atomic_replaces_whole_or_leaves_the_old_file(tmp_path):
+    target = tmp_path / "sub" / "settings.json"
+    assert write_atomic(target, lambda handle: handle.write(b"first")) == target
+    assert target.read_bytes() == b"first"
+
+    def fails_half_way(handle):
+        handle.write(b"half")
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        write_atomic(target, fails_half_way)
+    assert target.read_bytes() == b"first"
+    assert [p.name for p in target.parent.iterdir()] == ["settings.json"]  # no temporary left behind

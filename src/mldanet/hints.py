@@ -29,7 +29,7 @@ from tqdm import tqdm
 from mldanet.data.images import CAMERA_FOLDERS, OTHER_SIDE, frame_name, image_path, load_image, resize_image
 from mldanet.data.npy import npy_header
 from mldanet.data.splits import parse_split_line, read_split_lines
-from mldanet.paths import require_dir, require_writable_dir
+from mldanet.paths import require_dir, require_writable_dir, write_atomic
 
 HINT_BASELINE = 0.1  # stereo baseline in training units (docs/METHOD.md §6.3)
 NORMALISED_FX = 0.58  # KITTI focal length / image width
@@ -366,14 +366,7 @@ def hint_path(hints_dir: str | Path, folder: str, frame_index: int, side: str) -
 
 def save_npy_atomic(array: np.ndarray, path: Path) -> None:
     """``np.save`` through a temporary file and a rename: an interrupted write leaves no partial ``.npy``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
-    try:
-        with open(temporary, "wb") as handle:
-            np.save(handle, array)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_atomic(path, lambda handle: np.save(handle, array))
 
 
 @dataclass(frozen=True)
@@ -470,12 +463,7 @@ def check_hint_settings(out_dir: Path, settings: HintSettings, present: list[Pat
                     f"{SETTINGS_FILE} to say how its hints were computed: pass --overwrite to compute them again, "
                     "or choose another --out"
                 )
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(json.dumps(asked, indent=2) + "\n")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_atomic(path, lambda handle: handle.write((json.dumps(asked, indent=2) + "\n").encode()))
 
 
 _worker_settings: HintSettings | None = None

@@ -10,7 +10,9 @@ as "not found").
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 
 def require_dir(path: str | Path, what: str) -> Path:
@@ -74,4 +76,19 @@ def require_writable_file(path: str | Path, what: str) -> Path:
             raise PermissionError(f"cannot write {what} {path}: {path.parent} is not writable")
         return path
     _require_creatable(path, what)
+    return path
+
+
+def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Write ``path`` by calling ``write`` on a temporary file beside it, then renaming it over
+    ``path``: an interrupted write leaves the previous file (or none), never a partial one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            write(handle)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
     return path

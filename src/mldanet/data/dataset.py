@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 class MissingFilesError(FileNotFoundError):
     """Lines of a split whose files are missing; commands that can drop such lines say how."""
 
+
 # How far (relative) a hint's width/height may be from its image's: hints are the whole image
 # resized, to 1024×320 (3.5 % off KITTI's 1242×375) or 640×192 (0.6 %) in monodepth2's recipe,
 # while a hint of a cropped image, another camera or a transposed array is off by far more.

@@ -13,7 +13,6 @@ stores the split lines, so evaluation can tell the ground truth of another split
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from mldanet.data.calibration import image_size_from_calib, velo_to_image
 from mldanet.data.images import CAMERA_FOLDERS, CAMERA_NUMBERS, frame_name
 from mldanet.data.npy import load_npz
 from mldanet.data.splits import parse_split_line, read_split_lines
-from mldanet.paths import require_dir, require_writable_file
+from mldanet.paths import require_dir, require_writable_file, write_atomic
 
 EVAL_SIZE = (375, 1242)  # (height, width) monodepth2 resizes validation ground truth to
 BENCHMARK_SPLIT = "eigen_benchmark"
@@ -192,21 +191,13 @@ def save_gt_depths(maps: list[np.ndarray], out: str | Path, lines: Sequence[str]
     out = Path(out)
     if lines is not None and len(lines) != len(maps):
         raise ValueError(f"{len(maps)} ground-truth maps but {len(lines)} split lines for {out}: give one line per map")
-    out.parent.mkdir(parents=True, exist_ok=True)
     data = np.empty(len(maps), dtype=object)
     for i, depth in enumerate(maps):
         data[i] = depth.astype(np.float32)
     arrays = {"data": data}
     if lines is not None:
         arrays["lines"] = np.array([line.strip() for line in lines], dtype=str)
-    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
-        os.replace(temporary, out)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return out
+    return write_atomic(out, lambda handle: np.savez_compressed(handle, **arrays))
 
 
 def read_gt_depths(path: str | Path) -> GroundTruth:

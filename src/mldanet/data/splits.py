@@ -14,6 +14,8 @@ import os
 import urllib.request
 from pathlib import Path
 
+from mldanet.paths import write_atomic
+
 SPLITS_ENV = "MLDANET_SPLITS_DIR"
 SPLIT_FILES = {"train": "train_files.txt", "val": "val_files.txt", "test": "test_files.txt"}
 
@@ -147,12 +149,7 @@ def download_splits(dest: str | Path) -> list[Path]:
         digest = hashlib.sha256(data).hexdigest()
         if digest != expected:
             raise ValueError(f"checksum mismatch for {url}: sha256 {digest}, expected {expected}")
-        target = dest / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        temporary.write_bytes(data)
-        os.replace(temporary, target)
-        written.append(target)
+        written.append(write_atomic(dest / relative, lambda handle: handle.write(data)))
     return written
 
 

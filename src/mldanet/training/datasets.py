@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from mldanet.config import Config
 from mldanet.data.dataset import KittiRawDataset
 from mldanet.data.splits import read_lines_file, resolve_split_path
+from mldanet.paths import require_dir
 
 
 def build_datasets(config: Config, split_file: str | None = None) -> tuple[KittiRawDataset, KittiRawDataset | None]:
@@ -14,8 +13,7 @@ def build_datasets(config: Config, split_file: str | None = None) -> tuple[Kitti
     data = config.data
     if not data.data_path:
         raise ValueError("no data path: give --data-path (the KITTI raw root) or set data.data_path")
-    if not Path(data.data_path).is_dir():
-        raise FileNotFoundError(f"data path not found: {data.data_path}")
+    require_dir(data.data_path, "data path")  # before the split, whose errors would hide this one
     splits_dir = data.splits_dir or None
     train_path = resolve_split_path(split_file or data.split, "train", splits_dir)
     train_lines = read_lines_file(train_path)
