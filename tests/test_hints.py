@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mldanet import cli, hints
-from mldanet.data.dataset import KittiRawDataset
+from mldanet.data.kitti_raw import KittiRawDataset
 from mldanet.hints import (
     StereoWarpError,
     compute_hints,

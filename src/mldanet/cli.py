@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export-gt": ("mldanet.data.ground_truth", "ground-truth depth from Velodyne scans into gt_depths.npz"),
     "hints": ("mldanet.hints", "precompute fused-SGM depth hints (parallel, resumable)"),
     "splits": ("mldanet.data.splits", "list or download the KITTI split files"),
+    "check-data": ("mldanet.commands.check_data", "check a folder of your own sequences before training on it"),
+    "frames": ("mldanet.commands.frames", "extract a video's frames into a sequence folder (--dataset folder)"),
     "synth": ("mldanet.synth.command", "render a synthetic drive in the KITTI raw layout"),
     "demo": ("mldanet.demo", "synth -> hints -> train -> evaluate -> predict -> report, on a CPU in minutes"),
     "export-onnx": ("mldanet.export", "export the depth network to ONNX, checked against PyTorch"),
@@ -30,7 +32,7 @@ class UserError(Exception):
 
 # A path given on the command line that is missing, of the wrong kind or not ours to write: the
 # user's input (exit code 2). Every other OSError is the machine's state (exit code 1).
-USER_OS_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+USER_OS_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
 
 
 def one_line(error: BaseException) -> str:

@@ -36,6 +36,7 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
+    dataset: str = "kitti"  # kitti | folder (mldanet/data/folder.py) | any registered dataset
     data_path: str = ""
     splits_dir: str = ""  # empty: $MLDANET_SPLITS_DIR
     split: str = "eigen_zhou"
@@ -45,6 +46,10 @@ class DataConfig:
     img_ext: str = ".jpg"
     num_workers: int = 4
     skip_missing: bool = False
+    intrinsics: str = ""  # folder: the shared camera file (default <data_path>/camera.yaml)
+    frame_step: int = 1  # temporal neighbours are this many frames away (subsamples a high frame rate)
+    val_every: int = 10  # folder without split files: every N-th target frame is held out for validation
+    baseline: float = 0.54  # metres between the stereo cameras the model was trained with (the metric scale); set from the data
 
 
 @dataclass
@@ -122,6 +127,7 @@ class Config:
         return plain(asdict(self))
 
     def validate(self) -> None:
+        from mldanet.data.base import dataset_names
         from mldanet.models.attention import AFFINITIES, STRUCTURE_ATTENTION_FORMS
         from mldanet.models.decoder import DECODER_NORMS
 
@@ -137,6 +143,7 @@ class Config:
             "train.device": (self.train.device, ("auto", "cpu", "cuda")),
             "train.amp": (self.train.amp, ("none", "bf16", "fp16")),
             "data.img_ext": (self.data.img_ext, (".jpg", ".png")),
+            "data.dataset": (self.data.dataset, tuple(dataset_names())),
         }
         for key, (value, allowed) in choices.items():
             if value not in allowed:
@@ -187,6 +194,10 @@ class Config:
                 f"train.checkpoint_every={self.train.checkpoint_every} must be 0 (only at the end of each epoch) "
                 "or positive (set by --checkpoint-every)"
             )
+        if self.data.frame_step < 1:
+            raise ValueError(f"data.frame_step={self.data.frame_step} must be at least 1 (set by --frame-step)")
+        if self.data.val_every < 0:
+            raise ValueError(f"data.val_every={self.data.val_every} must be 0 (no validation) or positive")
         if self.data.num_workers < 0:
             raise ValueError(f"data.num_workers={self.data.num_workers} must be 0 or more (set by --num-workers)")
 

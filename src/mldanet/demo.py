@@ -27,10 +27,12 @@ from mldanet.data.images import CAMERA_NUMBERS
 from mldanet.data.images import image_path as frame_path
 from mldanet.data.npy import load_npy
 from mldanet.data.splits import parse_split_line, read_split_lines
-from mldanet.hints import compute_hints, hint_path
+from mldanet.data.units import metric_scale
+from mldanet.data.kitti import BASELINE, hint_path
+from mldanet.hints import compute_hints
 from mldanet.report import Flatness, measure_flatness, plot_figures, verdict, write_report
 
-STEREO_FACTOR = 5.4
+STEREO_FACTOR = metric_scale(BASELINE)
 DEMO_SPLIT = "synth_demo"
 
 
@@ -193,13 +195,15 @@ def prepare_data(out: Path, settings: DemoSettings, seed: int, clock: StageClock
 
 def evaluate_on_test(net: torch.nn.Module, data: DemoData, settings: DemoSettings) -> tuple[dict[str, float], np.ndarray]:
     """The 7 metrics of ``net`` on the held-out drive (stereo scaling, metres) and its disparities."""
-    from mldanet.data.dataset import KittiRawDataset
+    from mldanet.config import DataConfig
+    from mldanet.data.base import build_dataset
     from mldanet.evaluation.inference import predict_disparities
     from mldanet.evaluation.protocol import evaluate_disparities
 
-    test_set = KittiRawDataset(
-        data.root, data.test_lines, settings.train_height, settings.train_width, frame_ids=(0,), train=False, img_ext=".jpg"
+    test_data = DataConfig(
+        dataset="kitti", data_path=str(data.root), height=settings.train_height, width=settings.train_width, img_ext=".jpg"
     )
+    test_set = build_dataset(test_data, data.test_lines, (0,), train=False, source=data.splits_dir / DEMO_SPLIT)
     disps = predict_disparities(net.eval(), test_set, batch_size=8, device="cpu")
     result = evaluate_disparities(list(disps), data.gt_test, scaling="stereo")
     return {k: float(v) for k, v in result.metrics.items()}, disps

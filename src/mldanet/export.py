@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mldanet.evaluation.protocol import STEREO_SCALE_FACTOR
+from mldanet.data.units import metric_scale
 from mldanet.paths import require_writable_file
 
 TOLERANCE = 1e-4
@@ -104,7 +104,7 @@ def export_onnx(
         "producer": "mldanet",
         "min_depth": str(config.loss.min_depth),
         "max_depth": str(config.loss.max_depth),
-        "stereo_scale": "" if config.train.mode == "M" else str(STEREO_SCALE_FACTOR),
+        "stereo_scale": "" if config.train.mode == "M" else str(metric_scale(config.data.baseline)),
         "training_mode": config.train.mode,
         "input_size": f"{height}x{width}",
     }

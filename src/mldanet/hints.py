@@ -26,13 +26,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from mldanet.data.images import CAMERA_FOLDERS, OTHER_SIDE, frame_name, image_path, load_image, resize_image
+from mldanet.data.units import TRAINING_BASELINE
+from mldanet.data.images import OTHER_SIDE, image_path, load_image, resize_image
+from mldanet.data.kitti import NORMALISED_FX, hint_path
 from mldanet.data.npy import npy_header
 from mldanet.data.splits import parse_split_line, read_split_lines
 from mldanet.paths import require_dir, require_writable_dir, write_atomic
 
-HINT_BASELINE = 0.1  # stereo baseline in training units (docs/METHOD.md §6.3)
-NORMALISED_FX = 0.58  # KITTI focal length / image width
 BLOCK_SIZES = (1, 2, 3)
 NUM_DISPARITIES = (64, 96, 128, 160)
 SSIM_WEIGHT = 0.85
@@ -359,11 +359,6 @@ def fused_sgm_depth(
     return disparity_to_depth(select_disparity(base_rgb, lookup_rgb, disparities, base_is_right), fx_px, baseline)
 
 
-def hint_path(hints_dir: str | Path, folder: str, frame_index: int, side: str) -> Path:
-    """``<hints_dir>/<date>/<drive>/image_0{2|3}/<10-digit frame>.npy``."""
-    return Path(hints_dir) / folder / CAMERA_FOLDERS[side] / f"{frame_name(frame_index)}.npy"
-
-
 def save_npy_atomic(array: np.ndarray, path: Path) -> None:
     """``np.save`` through a temporary file and a rename: an interrupted write leaves no partial ``.npy``."""
     write_atomic(path, lambda handle: np.save(handle, array))
@@ -397,7 +392,7 @@ def compute_hint(settings: HintSettings, job: tuple[str, int, str]) -> float:
         base,
         lookup,
         NORMALISED_FX * settings.width,
-        HINT_BASELINE,
+        TRAINING_BASELINE,
         side == "r",
         settings.block_sizes,
         settings.num_disparities,
@@ -414,7 +409,7 @@ def settings_record(settings: HintSettings) -> dict[str, object]:
         "img_ext": settings.img_ext,
         "block_sizes": list(settings.block_sizes),
         "num_disparities": list(settings.num_disparities),
-        "baseline": HINT_BASELINE,
+        "baseline": TRAINING_BASELINE,
         "normalised_fx": NORMALISED_FX,
     }
 

@@ -30,11 +30,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from mldanet.evaluation.protocol import STEREO_SCALE_FACTOR
+from mldanet.data.units import metric_scale
+from mldanet.data.video import VIDEO_EXTENSIONS, video_frame_count, video_frames
 from mldanet.paths import require_writable_dir
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
-VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
 
 
 @dataclass
@@ -78,42 +78,19 @@ def collect_sources(inputs: Sequence[str | Path], failed: list[tuple[str, str]])
     return sources
 
 
-def _video_frame_count(path: Path, every: int) -> int:
-    capture = cv2.VideoCapture(str(path))
-    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
-    capture.release()
-    return math.ceil(max(count, 0) / every)
-
-
 def iter_frames(sources: Sequence[_Source], every: int, failed: list[tuple[str, str]]) -> Iterator[tuple[str, np.ndarray]]:
     """(name, H×W×3 uint8 RGB) for every image and every ``every``-th video frame."""
     from mldanet.data.images import load_image
 
     for source in sources:
-        if not source.video:
-            try:
-                yield source.name, load_image(source.path)
-            except (OSError, ValueError) as error:
-                failed.append((str(source.path), str(error)))
-            continue
-        capture = cv2.VideoCapture(str(source.path))
-        if not capture.isOpened():
-            failed.append((str(source.path), "OpenCV cannot open this video"))
-            continue
-        index, decoded = 0, 0
         try:
-            while True:
-                ok, frame = capture.read()
-                if not ok:
-                    break
-                decoded += 1
-                if index % every == 0:
-                    yield f"{source.name}_{index:06d}", cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                index += 1
-        finally:
-            capture.release()
-        if decoded == 0:
-            failed.append((str(source.path), "no frame could be decoded"))
+            if source.video:
+                for index, rgb in video_frames(source.path, every):
+                    yield f"{source.name}_{index:06d}", rgb
+            else:
+                yield source.name, load_image(source.path)
+        except (OSError, ValueError) as error:
+            failed.append((str(source.path), str(error)))
 
 
 def _unique(name: str, used: set[str]) -> str:
@@ -157,9 +134,9 @@ def predict_paths(
         if size <= 0 or size % 32:
             raise ValueError(f"{flag} {size} must be a positive multiple of 32")
     summary = PredictSummary(out_dir=Path(out_dir), metric=config.train.mode != "M")
-    factor = STEREO_SCALE_FACTOR if summary.metric else 1.0
+    factor = metric_scale(config.data.baseline) if summary.metric else 1.0
     sources = collect_sources(inputs, summary.failed)
-    total = sum(_video_frame_count(s.path, every) if s.video else 1 for s in sources)
+    total = sum(math.ceil(video_frame_count(s.path) / every) if s.video else 1 for s in sources)
     used: set[str] = set()
 
     def flush(batch: list[tuple[str, np.ndarray]]) -> None:

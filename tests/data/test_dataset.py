@@ -11,9 +11,10 @@ import torch
 from skimage.transform import resize as skimage_resize
 
 from mldanet.data.augment import color_jitter
-from mldanet.data.dataset import KittiRawDataset, MissingFilesError
+from mldanet.data.base import MissingFilesError
+from mldanet.data.kitti_raw import KittiRawDataset
 from mldanet.data.ground_truth import generate_depth_map
-from mldanet.hints import hint_path
+from mldanet.data.kitti import hint_path
 from mldanet.types import collate_samples
 
 from .kitti_layout import FOLDER, make_kitti_drive
@@ -296,7 +297,7 @@ def test_hints_of_another_size_are_resized_with_one_warning(kitti_sample, tmp_pa
     # 320×100 for 1241×376 images: 3 % off in aspect (as monodepth2's 1024×320 for KITTI), resized to 320×96
     first, saved = write_hint(root, 1, "l", (100, W))
     write_hint(root, 1, "r", (100, W))
-    with caplog.at_level(logging.WARNING, logger="mldanet.data.dataset"):
+    with caplog.at_level(logging.WARNING, logger="mldanet.data.base"):
         data = dataset(root, [f"{FOLDER} 1 l", f"{FOLDER} 1 r"], frame_ids=(0,), train=False)
         samples = [data[i % 2] for i in range(6)]
     warnings = [r.getMessage() for r in caplog.records if "depth hints" in r.getMessage()]
@@ -310,7 +311,7 @@ def test_hints_of_another_size_are_resized_with_one_warning(kitti_sample, tmp_pa
     # a hint of exactly the network size is used as saved, without a warning
     caplog.clear()
     exact_path, exact = write_hint(root, 1, "l", (H, W))
-    with caplog.at_level(logging.WARNING, logger="mldanet.data.dataset"):
+    with caplog.at_level(logging.WARNING, logger="mldanet.data.base"):
         sample = dataset(root, [f"{FOLDER} 1 l"], frame_ids=(0,), train=False)[0]
     assert not caplog.records
     np.testing.assert_array_equal(sample.depth_hint[0].numpy(), exact)

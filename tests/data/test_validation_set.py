@@ -6,7 +6,8 @@ from __future__ import annotations
 from torch.utils.data import DataLoader
 
 from mldanet.config import config_from_dict
-from mldanet.hints import compute_hints, hint_path
+from mldanet.data.kitti import hint_path
+from mldanet.hints import compute_hints
 from mldanet.synth import write_synthetic_drives
 from mldanet.training.datasets import build_datasets
 from mldanet.types import collate_samples

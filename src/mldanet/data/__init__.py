@@ -1,9 +1,12 @@
-"""KITTI raw data (docs/METHOD.md §8.3).
+"""Datasets (docs/METHOD.md §8.3).
 
-Modules: ``calibration`` (calib files), ``images`` (layout, reading, resizing), ``splits``
-(split files, ``mldanet splits``), ``augment`` (flip, colour jitter), ``dataset``
-(:class:`KittiRawDataset`), ``ground_truth`` (Velodyne depth maps, ``mldanet export-gt``), ``npy``
-(``.npy``/``.npz`` reading that never runs code hidden in a pickle).
+Modules: ``base`` (:class:`FrameDataset`, what every dataset shares, and the registry),
+``kitti_raw`` (:class:`KittiRawDataset`), ``folder`` (:class:`FolderDataset`: your own sequences
+and camera file), ``kitti`` (KITTI's constants), ``units`` (training units, the metric scale),
+``calibration`` (calib files), ``images`` (KITTI layout, reading, resizing), ``splits`` (split
+files), ``augment`` (flip, colour jitter), ``ground_truth`` (Velodyne depth maps), ``video``
+(frames of a video), ``check`` (what ``mldanet check-data`` finds), ``npy`` (``.npy``/``.npz``
+reading that never runs code hidden in a pickle).
 The names below are imported lazily so that light users (hint workers) never load torch.
 """
 
@@ -12,7 +15,12 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "KittiRawDataset": "mldanet.data.dataset",
+    "FrameDataset": "mldanet.data.base",
+    "register_dataset": "mldanet.data.base",
+    "build_dataset": "mldanet.data.base",
+    "dataset_names": "mldanet.data.base",
+    "KittiRawDataset": "mldanet.data.kitti_raw",
+    "FolderDataset": "mldanet.data.folder",
     "read_split_lines": "mldanet.data.splits",
     "parse_split_line": "mldanet.data.splits",
     "generate_depth_map": "mldanet.data.ground_truth",

@@ -12,6 +12,7 @@ import argparse
 import hashlib
 import os
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from mldanet.paths import write_atomic
@@ -80,8 +81,9 @@ def parse_split_line(line: str, path: str | Path = "<lines>", lineno: int = 0) -
     return folder, int(frame), side
 
 
-def read_lines_file(path: str | Path) -> list[str]:
-    """The non-blank lines of one split file, each validated; an empty file is an error naming it."""
+def read_lines_file(path: str | Path, check: Callable[[str, Path, int], object] | None = parse_split_line) -> list[str]:
+    """The non-blank lines of one split file, each validated by ``check`` (KITTI's format unless
+    told; None: by the dataset later); an empty file is an error naming it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"split file not found: {path}")
@@ -92,7 +94,8 @@ def read_lines_file(path: str | Path) -> list[str]:
         raise ValueError(f"{path} is not a text file ({error.reason} at byte {error.start})") from None
     for lineno, line in enumerate(text.splitlines(), start=1):
         if line.strip():
-            parse_split_line(line, path, lineno)
+            if check is not None:
+                check(line, path, lineno)
             lines.append(line.strip())
     if not lines:
         raise ValueError(f"split file is empty: {path}")

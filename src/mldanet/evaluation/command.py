@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from mldanet.data.npy import load_npy
+from mldanet.data.units import metric_scale
 from mldanet.evaluation.protocol import SCALINGS, EvalResult, evaluate_disparities, format_metrics_row
 from mldanet.paths import require_dir, require_writable_file
 
@@ -101,7 +103,7 @@ def check_gt_sizes(
 def evaluate_checkpoint(
     checkpoint: str | Path,
     data_path: str | Path,
-    lines: Sequence[str],
+    lines: Sequence[str] | None,
     gt_depths: Sequence[np.ndarray] | None = None,
     *,
     scaling: str | None = None,
@@ -110,27 +112,34 @@ def evaluate_checkpoint(
     device: str = "auto",
     img_ext: str | None = None,
     num_workers: int = 0,
-    eigen_crop: bool = True,
+    eigen_crop: bool | None = None,
     benchmark_dir: str | Path | None = None,
     progress: bool = True,
     source: str | Path = "<lines>",
     gt_source: str | Path | None = None,
+    dataset: str = "kitti",
+    intrinsics: str = "",
 ) -> EvalResult:
     """Run a checkpoint on the frames of ``lines`` and score it against ``gt_depths`` (one per line).
 
-    Without ``gt_depths`` the ground truth is projected from the Velodyne scans (or read from
-    ``benchmark_dir``). ``scaling`` defaults to the checkpoint's training mode; ``img_ext`` to its
-    config's. The images are resized to the checkpoint's training resolution. ``source`` (the split
-    file) is named by errors about a line. With ``gt_source`` (the file ``gt_depths`` came from),
-    every map must be its image's size (:func:`check_gt_sizes`), before the network runs.
+    ``dataset`` names the layout of ``data_path`` (``kitti``, ``folder``, …); ``lines=None`` takes
+    the dataset's test list (a folder without split files: the frames its training held out).
+    Without ``gt_depths`` the ground truth is the dataset's own: KITTI's Velodyne scans (or
+    ``benchmark_dir``), a folder's depth maps (frames without one are left out, and said so).
+    ``scaling`` defaults to the checkpoint's training mode, ``eigen_crop`` to the dataset's protocol
+    (KITTI's crop; none for a folder), ``img_ext`` to the checkpoint's config; the metric scale of
+    stereo scaling is the checkpoint's rig (``data.baseline``). The images are resized to the
+    checkpoint's training resolution. ``source`` (the split file) is named by errors about a line.
+    With ``gt_source`` (the file ``gt_depths`` came from), every map must be its image's size
+    (:func:`check_gt_sizes`), before the network runs.
     """
-    from mldanet.data.dataset import KittiRawDataset
+    from mldanet.data.base import build_dataset, dataset_class
+    from mldanet.device import resolve_device
     from mldanet.evaluation.inference import predict_disparities
     from mldanet.training.checkpoint import load_depth_net
-    from mldanet.device import resolve_device
     from mldanet.types import collate_samples
 
-    if gt_depths is not None and len(gt_depths) != len(lines):
+    if gt_depths is not None and lines is not None and len(gt_depths) != len(lines):
         raise ValueError(
             f"{len(lines)} test frames but {len(gt_depths)} ground-truth depth maps: "
             "the ground truth must be exported from the same split"
@@ -138,24 +147,42 @@ def evaluate_checkpoint(
     torch_device = resolve_device(device)
     net, config = load_depth_net(checkpoint, torch_device)
     scaling = scaling or scaling_for_mode(config.train.mode)
-    dataset = KittiRawDataset(
-        data_path, list(lines), config.data.height, config.data.width, frame_ids=(0,), train=False,
-        img_ext=img_ext or config.data.img_ext, source=source,
+    cls = dataset_class(dataset)
+    data = replace(
+        config.data, dataset=dataset, data_path=str(data_path), img_ext=img_ext or config.data.img_ext,
+        intrinsics=intrinsics or (config.data.intrinsics if config.data.dataset == dataset else ""),
     )
+    if lines is None:
+        lines, source = cls.split_lines(data, "test", config.train.frame_ids)
+    own_gt = gt_depths is None and not cls.eigen_crop  # a folder's depth maps: frames without one are left out
+    data.skip_missing = own_gt
+    test_set = build_dataset(data, lines, (0,), train=False, source=source, load_gt=own_gt)
+    if own_gt and test_set.skipped:
+        print(f"{len(test_set.skipped)} of {len(lines)} test frames have no depth map and are left out "
+              f"(first: {test_set.skipped[0]})")
     if gt_depths is not None and gt_source is not None:
-        images = [dataset.frame_path(*item, 0) for item in dataset.items]
-        check_gt_sizes(gt_depths, images, dataset.lines, gt_source, source)
+        images = [test_set.frame_path(item, 0) for item in test_set.items]
+        check_gt_sizes(gt_depths, images, test_set.lines, gt_source, source)
     if gt_depths is None:
-        gt_depths = velodyne_ground_truth(data_path, lines, benchmark_dir, progress)
+        if own_gt:
+            gt_depths = [
+                test_set.ground_truth(item)
+                for item in tqdm(test_set.items, desc="ground truth", unit="frame", disable=not progress)
+            ]
+        else:
+            gt_depths = velodyne_ground_truth(data_path, test_set.lines, benchmark_dir, progress)
     loader = DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_samples,
+        test_set, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_samples,
         pin_memory=torch_device.type == "cuda",
     )
     pred_disps = predict_disparities(
         net, loader, batch_size=batch_size, device=str(torch_device), post_process=post_process, progress=progress,
         min_depth=config.loss.min_depth, max_depth=config.loss.max_depth,
     )
-    return evaluate_disparities(pred_disps, gt_depths, scaling=scaling, eigen_crop=eigen_crop)
+    return evaluate_disparities(
+        pred_disps, gt_depths, scaling=scaling, eigen_crop=cls.eigen_crop if eigen_crop is None else eigen_crop,
+        stereo_factor=metric_scale(config.data.baseline),
+    )
 
 
 def load_pred_disps(path: str | Path) -> np.ndarray:
@@ -172,7 +199,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="checkpoint file (or run folder) to evaluate")
     source.add_argument("--pred-disps", help="N×h×w scaled disparities (.npy) instead of a checkpoint; needs --gt and --scaling")
-    parser.add_argument("--data-path", help="KITTI raw root (with --checkpoint)")
+    parser.add_argument("--data-path", help="the dataset's root (with --checkpoint): KITTI raw, or your folder of sequences")
+    parser.add_argument("--dataset", default="kitti",
+                        help="layout of --data-path: kitti (default) or folder (sequences, camera.yaml and depth/ maps: "
+                             "the test list, or the frames training held out, scored against the depth maps)")
+    parser.add_argument("--intrinsics", help="--dataset folder: the camera file (default: the checkpoint's, else "
+                                             "DATA/camera.yaml)")
     parser.add_argument("--split", default="eigen", help="split whose test_files.txt is evaluated (default: eigen)")
     parser.add_argument("--splits-dir", help="folder of split folders (default: $MLDANET_SPLITS_DIR)")
     parser.add_argument("--split-file", help="any split file, instead of --split (with --pred-disps: the frames the "
@@ -197,8 +229,11 @@ def run(args: argparse.Namespace) -> int:
         require_writable_file(args.json, "--json file")
     if args.checkpoint:
         if not args.data_path:
-            raise ValueError("--checkpoint needs --data-path (the KITTI raw root)")
+            raise ValueError("--checkpoint needs --data-path (the dataset's root: KITTI raw, or your folder)")
         require_dir(args.data_path, "data path")
+        from mldanet.data.base import dataset_class
+
+        dataset_class(args.dataset)
     if args.benchmark_dir:
         require_dir(args.benchmark_dir, "benchmark directory")
     if args.pred_disps:
@@ -211,7 +246,8 @@ def run(args: argparse.Namespace) -> int:
 
         gt = read_gt_depths(args.gt)
     gt_depths = gt.maps if gt is not None else None
-    eigen_crop = not args.no_eigen_crop and not (args.split == BENCHMARK_SPLIT and not args.split_file)
+    kitti = args.dataset == "kitti"
+    eigen_crop = not args.no_eigen_crop and not (kitti and args.split == BENCHMARK_SPLIT and not args.split_file)
     if args.pred_disps:
         pred_disps = load_pred_disps(args.pred_disps)
         if len(pred_disps) != len(gt_depths):
@@ -223,6 +259,20 @@ def run(args: argparse.Namespace) -> int:
             check_pred_disps_split(args.split_file, gt, len(pred_disps), args.gt)
         result = evaluate_disparities(pred_disps, gt_depths, scaling=args.scaling, eigen_crop=eigen_crop)
         source = {"pred_disps": str(args.pred_disps)}
+    elif not kitti:
+        from mldanet.data.base import dataset_class
+
+        lines = dataset_class(args.dataset).read_split_file(args.split_file) if args.split_file else None
+        if gt_depths is not None and (lines is None or len(gt_depths) != len(lines)):
+            raise ValueError(f"--gt with --dataset {args.dataset} needs the --split-file of its frames, in its order")
+        result = evaluate_checkpoint(
+            args.checkpoint, args.data_path, lines, gt_depths, scaling=args.scaling, post_process=args.post_process,
+            batch_size=args.batch_size, device=args.device, img_ext=args.img_ext, num_workers=args.num_workers,
+            eigen_crop=False if args.no_eigen_crop else None, source=args.split_file or "<lines>", gt_source=args.gt,
+            dataset=args.dataset, intrinsics=args.intrinsics or "",
+        )
+        eigen_crop = result.eigen_crop
+        source = {"checkpoint": str(args.checkpoint), "dataset": args.dataset, "post_process": args.post_process}
     else:
         from mldanet.data.splits import read_lines_file, resolve_split_path
 
@@ -254,7 +304,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{next(iter(source.values()))}: {what}")
     print(format_metrics_row(result.metrics))
     if args.json:
-        payload = {**result.to_dict(), **source, "gt": str(args.gt) if args.gt else "velodyne", "eigen_crop": eigen_crop}
+        payload = {**result.to_dict(), **source, "gt": str(args.gt) if args.gt else ("velodyne" if kitti else "depth maps"), "eigen_crop": eigen_crop}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
         print(f"wrote {args.json}")

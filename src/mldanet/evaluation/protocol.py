@@ -16,9 +16,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from mldanet.data.units import metric_scale
+from mldanet.data.kitti import BASELINE as KITTI_BASELINE
 from mldanet.evaluation.metrics import METRIC_NAMES, compute_depth_metrics
 
-STEREO_SCALE_FACTOR = 5.4  # KITTI baseline 0.54 m over the 0.1 training-unit baseline
+STEREO_SCALE_FACTOR = metric_scale(KITTI_BASELINE)  # 5.4: KITTI's 0.54 m over the 0.1 training-unit baseline
 SCALINGS = ("stereo", "median")
 
 # Garg et al.'s crop as fractions of the ground-truth height (rows) and width (columns).
@@ -36,6 +38,7 @@ class EvalResult:
     ratios:       per-image median ratios gt/pred (median scaling only).
     ratio_median: median of the ratios; ratio_std: std of ratios / ratio_median (monodepth2's).
     skipped:      indices of images without a single valid ground-truth pixel in the crop.
+    eigen_crop:   whether the Garg/Eigen crop was applied.
     """
 
     metrics: dict[str, float]
@@ -47,6 +50,7 @@ class EvalResult:
     ratio_median: float | None = None
     ratio_std: float | None = None
     skipped: list[int] = field(default_factory=list)
+    eigen_crop: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (without the per-image table)."""
@@ -130,6 +134,7 @@ def evaluate_disparities(
         count=len(gt_depths) - len(skipped),
         stereo_factor=stereo_factor,
         skipped=skipped,
+        eigen_crop=eigen_crop,
     )
     if scaling == "median":
         result.ratios = np.asarray(ratios)

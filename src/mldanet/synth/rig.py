@@ -12,9 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mldanet.data.kitti import BASELINE as KITTI_BASELINE
+from mldanet.data.kitti import NORMALISED_FX, NORMALISED_FY
+
 CAMERA_HEIGHT = 1.65  # metres above the ground, KITTI's
-BASELINE = 0.54  # metres; camera 3 sits this far to the right of camera 2
-K_NORM = ((0.58, 0.0, 0.5), (0.0, 1.92, 0.5))  # the normalised K the networks assume (docs/METHOD.md §6.2)
+BASELINE = KITTI_BASELINE  # metres; camera 3 sits this far to the right of camera 2
+# the normalised K the networks assume for KITTI (docs/METHOD.md §6.2)
+K_NORM = ((NORMALISED_FX, 0.0, 0.5), (0.0, NORMALISED_FY, 0.5))
 
 
 @dataclass(frozen=True)

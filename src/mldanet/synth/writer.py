@@ -54,6 +54,7 @@ from mldanet.synth.scene import Drive, make_drive
 DATE = "2000_01_01"  # not a KITTI recording date, so synthetic drives never pass for real ones
 SPLIT_NAME = "synth"
 IMAGE_EXTENSIONS = (".jpg", ".png")
+LAYOUTS = ("kitti", "folder")
 JPEG_QUALITY = 95
 VAL_EVERY = 20  # every 20th frame (from the 10th) of the training drives is held out for validation
 FORMAT = "mldanet-synth/1"
@@ -81,6 +82,18 @@ class SynthSummary:
 def drive_folder(index: int) -> str:
     """Folder name of drive ``index`` (0-based): ``<DATE>_drive_<index + 1:04d>_sync``."""
     return f"{DATE}_drive_{index + 1:04d}_sync"
+
+
+def sequence_folder(index: int) -> str:
+    """Folder of drive ``index`` (0-based) in the folder layout: ``drive_<index + 1:04d>``."""
+    return f"drive_{index + 1:04d}"
+
+
+def camera_file(width: int, height: int) -> str:
+    """The folder layout's ``camera.yaml``: the rig's K in pixels, its image size and baseline."""
+    k = Intrinsics.for_size(width, height).matrix
+    rows = ", ".join("[" + ", ".join(f"{v:.6g}" for v in row) + "]" for row in k)
+    return f"K: [{rows}]\nimage_size: [{width}, {height}]\nbaseline: {BASELINE}\n"
 
 
 def frame_name(frame: int) -> str:
@@ -177,18 +190,25 @@ def _drive(seed: int, index: int, frames: int) -> Drive:
 
 def render_frames(task: tuple) -> int:
     """Render and write frames ``start … stop − 1`` of one drive (a worker's unit of work)."""
-    root, seed, index, frames, start, stop, width, height, img_ext = task
+    root, seed, index, frames, start, stop, width, height, img_ext, layout = task
     drive = _drive(seed, index, frames)
     intrinsics = Intrinsics.for_size(width, height)
-    folder = Path(root) / DATE / drive_folder(index)
+    kitti = layout == "kitti"
+    folder = Path(root) / (f"{DATE}/{drive_folder(index)}" if kitti else sequence_folder(index))
     for frame in range(start, stop):
         pose = drive.poses[frame]
         left = render_view(drive.scene, pose, intrinsics, width, height)
         right = render_view(drive.scene, right_camera_pose(pose), intrinsics, width, height)
         name = frame_name(frame)
-        _write_image(folder / "image_02" / "data" / f"{name}{img_ext}", left.rgb)
-        _write_image(folder / "image_03" / "data" / f"{name}{img_ext}", right.rgb)
-        velodyne_scan(drive.scene, pose, intrinsics, left).tofile(folder / "velodyne_points" / "data" / f"{name}.bin")
+        if kitti:
+            _write_image(folder / "image_02" / "data" / f"{name}{img_ext}", left.rgb)
+            _write_image(folder / "image_03" / "data" / f"{name}{img_ext}", right.rgb)
+            velodyne_scan(drive.scene, pose, intrinsics, left).tofile(folder / "velodyne_points" / "data" / f"{name}.bin")
+        else:
+            _write_image(folder / f"{name}{img_ext}", left.rgb)
+            _write_image(folder / "right" / f"{name}{img_ext}", right.rgb)
+            depth = np.where(np.isfinite(left.depth), left.depth, 0.0).astype(np.float32)  # sky: unknown
+            np.save(folder / "depth" / f"{name}.npy", depth)
     return stop - start
 
 
@@ -244,7 +264,8 @@ def _remove_previous_output(root: Path) -> None:
             f"{info_path} is not a synthetic-drive info file ({error}); remove it or choose another --out"
         ) from None
     for folder in folders:
-        if re.fullmatch(rf"{DATE}/{DATE}_drive_\d{{4}}_sync", str(folder)) and (root / folder).is_dir():
+        ours = re.fullmatch(rf"{DATE}/{DATE}_drive_\d{{4}}_sync|drive_\d{{4}}", str(folder))
+        if ours and (root / folder).is_dir():
             shutil.rmtree(root / folder)
     info_path.unlink()
 
@@ -263,10 +284,15 @@ def write_synthetic_drives(
     workers: int | None = None,
     progress: bool = True,
     img_ext: str = ".jpg",
+    layout: str = "kitti",
 ) -> SynthSummary:
-    """Render ``drives`` drives of ``frames`` stereo frames into ``out_dir`` (KITTI raw layout).
+    """Render ``drives`` drives of ``frames`` stereo frames into ``out_dir``.
 
-    Drives 1 … N−1 are for training (and validation), drive N is held out for testing. Output
+    ``layout="kitti"``: KITTI raw with calibration, Velodyne scans and split files; drives
+    1 … N−1 are for training (and validation), drive N is held out for testing. ``layout="folder"``:
+    the layout of ``--dataset folder`` (:mod:`mldanet.data.folder`) — ``drive_<n>/`` frames with
+    ``right/`` images and dense ``depth/`` maps (metres, 0 for the sky), one ``camera.yaml``, no
+    split files (training makes them). Output
     bytes depend only on the arguments other than ``workers`` and ``progress``. With
     ``workers`` > 1 (default: up to 2) frames are rendered in spawned processes, so a script that
     calls this needs the usual ``if __name__ == "__main__":`` guard. Drive folders of an earlier
@@ -274,22 +300,30 @@ def write_synthetic_drives(
     """
     workers = default_workers() if workers is None else workers
     _check(drives, frames, seed, width, height, workers, img_ext)
+    if layout not in LAYOUTS:
+        raise ValueError(f"--layout {layout!r}: must be one of {', '.join(LAYOUTS)}")
     began = time.perf_counter()
     root = Path(out_dir)
     _remove_previous_output(root)
     date_dir = root / DATE
-    for d in range(drives):
+    if layout == "folder":
+        for d in range(drives):
+            for sub in ("right", "depth"):
+                (root / sequence_folder(d) / sub).mkdir(parents=True, exist_ok=True)
+        (root / "camera.yaml").write_text(camera_file(width, height))
+    for d in range(drives if layout == "kitti" else 0):
         folder = date_dir / drive_folder(d)
         for sub in ("image_02", "image_03", "velodyne_points"):
             (folder / sub / "data").mkdir(parents=True, exist_ok=True)
             (folder / sub / "timestamps.txt").write_text(_timestamps(d, frames))
-    (date_dir / "calib_cam_to_cam.txt").write_text(calib_cam_to_cam(Intrinsics.for_size(width, height), width, height))
-    (date_dir / "calib_velo_to_cam.txt").write_text(calib_velo_to_cam())
-    (date_dir / "calib_imu_to_velo.txt").write_text(calib_imu_to_velo())
+    if layout == "kitti":
+        (date_dir / "calib_cam_to_cam.txt").write_text(calib_cam_to_cam(Intrinsics.for_size(width, height), width, height))
+        (date_dir / "calib_velo_to_cam.txt").write_text(calib_velo_to_cam())
+        (date_dir / "calib_imu_to_velo.txt").write_text(calib_imu_to_velo())
 
     chunk = 6
     tasks = [
-        (str(root), seed, d, frames, start, min(start + chunk, frames), width, height, img_ext)
+        (str(root), seed, d, frames, start, min(start + chunk, frames), width, height, img_ext, layout)
         for d in range(drives)
         for start in range(0, frames, chunk)
     ]
@@ -308,17 +342,23 @@ def write_synthetic_drives(
                     bar.update(done)
 
     split_dir = root / "splits" / SPLIT_NAME
-    split_dir.mkdir(parents=True, exist_ok=True)
     split_files = {}
-    for name, lines in split_lines(drives, frames).items():
-        split_files[name] = split_dir / f"{name}_files.txt"
-        split_files[name].write_text("".join(line + "\n" for line in lines))
+    if layout == "kitti":
+        split_dir.mkdir(parents=True, exist_ok=True)
+        for name, lines in split_lines(drives, frames).items():
+            split_files[name] = split_dir / f"{name}_files.txt"
+            split_files[name].write_text("".join(line + "\n" for line in lines))
 
-    names = tuple(drive_folder(d) for d in range(drives))
+    names = tuple((drive_folder if layout == "kitti" else sequence_folder)(d) for d in range(drives))
     info_path = root / "synth_info.json"
-    info_path.write_text(json.dumps(_info(seed, drives, frames, width, height, img_ext, split_files, root), indent=1))
+    info = _info(seed, drives, frames, width, height, img_ext, split_files, root)
+    if layout == "folder":
+        info["layout"] = "folder"
+        for drive in info["drives"]:
+            drive["folder"], drive["role"] = sequence_folder(drive["index"]), "sequence"
+    info_path.write_text(json.dumps(info, indent=1))
     return SynthSummary(
-        root=root, date=DATE, drives=names, train_drives=names[:-1], test_drive=names[-1], frames=frames,
+        root=root, date=DATE if layout == "kitti" else "", drives=names, train_drives=names[:-1], test_drive=names[-1], frames=frames,
         width=width, height=height, img_ext=img_ext, split_dir=split_dir, split_files=split_files,
         info_path=info_path, seconds=time.perf_counter() - began,
     )

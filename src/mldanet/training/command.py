@@ -22,6 +22,9 @@ from mldanet.paths import require_dir, require_writable_dir
 
 # flag -> config key; a flag left unset keeps the preset's value.
 FLAG_KEYS = {
+    "dataset": "data.dataset",
+    "intrinsics": "data.intrinsics",
+    "frame_step": "data.frame_step",
     "data_path": "data.data_path",
     "splits_dir": "data.splits_dir",
     "split": "data.split",
@@ -73,7 +76,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bar: print a plain line every --log-every steps instead "
                              "(step, loss, steps/s), for log files")
-    parser.add_argument("--data-path", help="KITTI raw root")
+    parser.add_argument("--dataset", help="layout of --data-path: kitti (KITTI raw, the default) or folder (your own "
+                                          "sequences: a folder of frames per sequence and a camera file, see README)")
+    parser.add_argument("--data-path", help="the dataset's root: KITTI raw, or the folder of your sequences")
+    parser.add_argument("--intrinsics", help="--dataset folder: camera file with the 3×3 K in pixels and its image size "
+                                             "(default DATA/camera.yaml; a sequence's own camera.yaml wins)")
     parser.add_argument("--splits-dir", help="folder holding split folders (default $MLDANET_SPLITS_DIR)")
     parser.add_argument("--split", help="split name, e.g. eigen_zhou (M, MS) or eigen_full (S)")
     parser.add_argument("--hints-dir", help="precomputed depth hints (mldanet hints --out)")
@@ -98,6 +105,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "batch_size": "samples per step and process; under torchrun the batch is this × the processes (optim.batch_size)",
         "num_workers": "DataLoader worker processes; 0 loads in the training process (data.num_workers)",
         "seed": "seed of the weights, batch order and augmentation (train.seed)",
+        "frame_step": "temporal neighbours are this many frames away: subsamples a high frame rate (data.frame_step)",
         "epochs": "passes over the training split (optim.epochs)",
         "max_steps": "stop after this many steps, before the epochs are done (optim.max_steps)",
         "checkpoint_every": "write OUT/checkpoints/last.pt every this many steps; 0: only at the end of each "
@@ -249,7 +257,7 @@ def check_paths(config: Config) -> None:
 
 def build_training_data(config: Config, split_file: str | None):
     """build_datasets, with messages naming what a `mldanet train` user types."""
-    from mldanet.data.dataset import MissingFilesError
+    from mldanet.data.base import MissingFilesError
     from mldanet.training.datasets import build_datasets
 
     try:

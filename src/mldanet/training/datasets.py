@@ -1,52 +1,55 @@
-"""Build the training and validation datasets a config describes."""
+"""Build the training and validation datasets a config describes (any registered ``data.dataset``)."""
 
 from __future__ import annotations
 
 from mldanet.config import Config
-from mldanet.data.dataset import KittiRawDataset
-from mldanet.data.splits import read_lines_file, resolve_split_path
+from mldanet.data.base import FrameDataset, build_dataset, dataset_class
 from mldanet.paths import require_dir
+from mldanet.types import STEREO
 
 
-def build_datasets(config: Config, split_file: str | None = None) -> tuple[KittiRawDataset, KittiRawDataset | None]:
-    """Train and val datasets from ``config.data``; ``split_file`` replaces the split's train list."""
+def build_datasets(config: Config, split_file: str | None = None) -> tuple[FrameDataset, FrameDataset | None]:
+    """Train and val datasets from ``config.data``; ``split_file`` replaces the split's train list.
+
+    A stereo run records its rig's baseline in ``config.data.baseline`` (the metric scale that
+    evaluation, prediction and export read from the checkpoint).
+    """
     data = config.data
+    cls = dataset_class(data.dataset)
     if not data.data_path:
-        raise ValueError("no data path: give --data-path (the KITTI raw root) or set data.data_path")
+        raise ValueError(f"no data path: give --data-path (the {cls.name} dataset's root) or set data.data_path")
     require_dir(data.data_path, "data path")  # before the split, whose errors would hide this one
-    splits_dir = data.splits_dir or None
-    train_path = resolve_split_path(split_file or data.split, "train", splits_dir)
-    train_lines = read_lines_file(train_path)
-    hints_dir = data.hints_dir if config.loss.use_hints and "s" in config.train.frame_ids and data.hints_dir else None
-    if config.loss.use_hints and "s" in config.train.frame_ids and not data.hints_dir:
+    frame_ids = config.train.frame_ids
+    stereo = STEREO in frame_ids
+    if config.loss.use_hints and stereo and not data.hints_dir:
         raise ValueError(
             "depth hints are on (loss.use_hints=true) but no hints directory was given: "
             "run `mldanet hints` and pass --hints-dir, or turn hints off with --set loss.use_hints=false"
         )
-    common = dict(
-        root=data.data_path,
-        height=data.height,
-        width=data.width,
-        frame_ids=config.train.frame_ids,
-        hints_dir=hints_dir,
-        img_ext=data.img_ext,
-        skip_missing=data.skip_missing,
-        seed=config.train.seed,
+    hints_dir = data.hints_dir if config.loss.use_hints and stereo else None
+    if split_file:
+        train_path = split_file
+        train_lines = cls.read_split_file(split_file)
+    else:
+        train_lines, train_path = cls.split_lines(data, "train", frame_ids)
+    train_set = build_dataset(
+        data, train_lines, frame_ids, train=True, source=train_path, hints_dir=hints_dir, seed=config.train.seed
     )
-    train_set = KittiRawDataset(lines=train_lines, train=True, source=train_path, **common)
+    if stereo:
+        data.baseline = train_set.stereo_baseline
     val_set = None
     if config.train.validate and split_file is None:
         try:
-            val_path = resolve_split_path(data.split, "val", splits_dir)
-        except FileNotFoundError:
-            val_path = None
-        if val_path is not None:
-            # validation scores depth against the Velodyne ground truth and logs the reprojection
-            # error, neither of which uses hints: `mldanet hints` need not have run on its lines
-            val_common = {**common, "hints_dir": None}
+            val_lines, val_path = cls.split_lines(data, "val", frame_ids)
+        except (FileNotFoundError, ValueError):
+            val_lines = None
+        if val_lines:
+            # validation scores depth against the ground truth and logs the reprojection error,
+            # neither of which uses hints: `mldanet hints` need not have run on its lines
             try:
-                val_set = KittiRawDataset(
-                    lines=read_lines_file(val_path), train=False, load_gt=True, source=val_path, **val_common
+                val_set = build_dataset(
+                    data, val_lines, frame_ids, train=False, source=val_path, load_gt=cls.has_ground_truth(data),
+                    seed=config.train.seed,
                 )
             except ValueError as error:  # every line skipped: the training split may still be whole
                 raise ValueError(f"{error}; --set train.validate=false trains without validation") from None

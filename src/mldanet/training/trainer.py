@@ -67,6 +67,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from mldanet.config import Config, save_config
+from mldanet.data.base import FrameDataset
+from mldanet.data.units import metric_scale
 from mldanet.device import resolve_device
 from mldanet.geometry import depth_to_sigmoid_logit, pose_to_matrix
 from mldanet.losses import build_loss_weighting, compute_losses
@@ -195,8 +197,8 @@ class Trainer:
     def __init__(
         self,
         config: Config,
-        train_set: Dataset,
-        val_set: Dataset | None = None,
+        train_set: FrameDataset,
+        val_set: FrameDataset | None = None,
         resume: str | Path | None = None,
         progress: bool = True,
         on_log: Callable[[int, dict[str, float]], None] | None = None,
@@ -592,8 +594,7 @@ class Trainer:
 
     def _run_epoch(self, bar: tqdm, profiler: StepProfiler) -> None:
         epoch = self.state.epoch
-        if hasattr(self.train_set, "set_epoch"):
-            self.train_set.set_epoch(epoch)
+        self.train_set.set_epoch(epoch)
         self.sampler.set_epoch(epoch, start_batch=self.state.batch_in_epoch)
         cfg = self.config.train
         tick = time.perf_counter()
@@ -783,7 +784,10 @@ class Trainer:
         metrics = {"val/reprojection": float(np.mean(losses))}
         if gts:
             scaling = "median" if cfg.train.mode == "M" else "stereo"
-            evaluation = evaluate_disparities(pred_disps, gts, scaling=scaling)
+            evaluation = evaluate_disparities(
+                pred_disps, gts, scaling=scaling, eigen_crop=self.val_set.eigen_crop,
+                stereo_factor=metric_scale(cfg.data.baseline),
+            )
             metrics.update({f"val/{k}": float(v) for k, v in evaluation.metrics.items()})
             if evaluation.metrics["abs_rel"] < self.state.best_abs_rel:
                 self.state.best_abs_rel = float(evaluation.metrics["abs_rel"])

@@ -1,0 +1,90 @@
+"""Your own data end to end, through the commands a user types (README "Train on your own data").
+
+``mldanet synth --layout folder`` writes sequences whose true depth is known; check-data, train,
+evaluate and predict then run on them exactly as on a user's folder, with the camera file moved
+out (``--intrinsics``) as a user's would be.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from mldanet import cli
+
+COMMON = ["--height", "64", "--width", "192", "--batch-size", "2", "--num-workers", "0", "--weights-init", "scratch",
+          "--no-progress", "--log-every", "1"]
+
+
+@pytest.fixture(scope="module")
+def own_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("own")
+    data = root / "my_drives"
+    assert cli.main(["synth", "--layout", "folder", "--out", str(data), "--drives", "2", "--frames", "12",
+                     "--width", "192", "--height", "64", "--workers", "1", "--no-progress", "--seed", "4"]) == 0
+    (data / "synth_info.json").unlink()  # a user's folder has no such file
+    shutil.move(data / "camera.yaml", root / "cam.yaml")
+    return data, root / "cam.yaml"
+
+
+def test_check_data_says_what_it_found(own_data, capsys):
+    data, camera = own_data
+    assert cli.main(["check-data", "--data-path", str(data), "--no-progress"]) == 2  # no camera given
+    assert "no camera for sequence" in capsys.readouterr().out
+    assert cli.main(["check-data", "--data-path", str(data), "--intrinsics", str(camera), "--mode", "MS",
+                     "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "2 sequences, 24 frames" in out and "12 right, 12 depth maps, 10 usable targets" in out
+    assert f"ready: mldanet train --dataset folder --data-path {data} --intrinsics {camera} --mode MS" in out
+
+
+@pytest.mark.parametrize("mode", ["M", "MS"])
+def test_train_then_evaluate(own_data, tmp_path, capsys, mode):
+    data, camera = own_data
+    run = tmp_path / "run"
+    args = ["train", "--dataset", "folder", "--data-path", str(data), "--intrinsics", str(camera), "--mode", mode,
+            "--max-steps", "3", "--out", str(run), "--set", "loss.use_hints=false", *COMMON]
+    assert cli.main(args) == 0
+    validation = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("validation:"))
+    abs_rel = float(validation.split("abs_rel ")[1].split(",")[0])
+    assert cli.main(["evaluate", "--checkpoint", str(run), "--dataset", "folder", "--data-path", str(data),
+                     "--num-workers", "0", "--json", str(tmp_path / "eval.json")]) == 0
+    result = json.loads((tmp_path / "eval.json").read_text())
+    # the frames training held out, scored against the depth maps: what validation measured
+    assert result["count"] == 2 and result["gt"] == "depth maps" and result["eigen_crop"] is False
+    assert result["scaling"] == ("median" if mode == "M" else "stereo")
+    assert result["metrics"]["abs_rel"] == pytest.approx(abs_rel, abs=5e-5)
+    if mode == "MS":
+        assert result["stereo_factor"] == 5.4
+    assert cli.main(["predict", "--checkpoint", str(run), str(data / "drive_0001" / "0000000005.jpg"),
+                     "--out", str(tmp_path / "pred")]) == 0
+    assert (tmp_path / "pred" / "0000000005_depth.npy").is_file()
+
+
+def test_frame_step_and_a_written_split(own_data, tmp_path, capsys):
+    data, camera = own_data
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    assert cli.main(["check-data", "--data-path", str(copy), "--intrinsics", str(camera), "--frame-step", "2",
+                     "--write-splits", "--no-progress"]) == 0
+    train_lines = (copy / "splits" / "train_files.txt").read_text().splitlines()
+    assert len(train_lines) + len((copy / "splits" / "val_files.txt").read_text().splitlines()) == 2 * 8
+    run = tmp_path / "run"
+    assert cli.main(["train", "--dataset", "folder", "--data-path", str(copy), "--intrinsics", str(camera), "--mode", "M",
+                     "--frame-step", "2", "--max-steps", "1", "--out", str(run), *COMMON]) == 0
+    assert f"{len(train_lines)} training samples" in capsys.readouterr().out
+
+
+def test_mistakes_are_one_line(own_data, tmp_path, capsys):
+    data, camera = own_data
+    base = ["train", "--dataset", "folder", "--data-path", str(data), "--out", str(tmp_path / "r"), *COMMON]
+    assert cli.main([*base, "--mode", "M"]) == 2
+    assert "no camera for sequence" in capsys.readouterr().err
+    assert cli.main([*base, "--intrinsics", str(camera), "--mode", "MS"]) == 2
+    assert "no hints directory" in capsys.readouterr().err
+    assert cli.main([*base, "--intrinsics", str(camera), "--mode", "M", "--frame-step", "0"]) == 2
+    assert "data.frame_step=0 must be at least 1" in capsys.readouterr().err
+    assert cli.main(["train", "--dataset", "nope", "--data-path", str(data)]) == 2
+    assert "data.dataset='nope' is not one of" in capsys.readouterr().err

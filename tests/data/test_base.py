@@ -1,0 +1,70 @@
+"""The dataset registry and the metric scale: a new dataset is one subclass and one decorator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mldanet.config import Config, DataConfig
+from mldanet.data.base import DATASETS, FrameDataset, build_dataset, dataset_class, dataset_names, register_dataset
+from mldanet.data.units import metric_scale
+
+
+def test_builtin_datasets_are_registered():
+    assert {"kitti", "folder"} <= set(dataset_names())
+    assert dataset_class("kitti").__name__ == "KittiRawDataset"
+    with pytest.raises(ValueError, match="data.dataset='nope' is not one of .*folder, kitti"):
+        dataset_class("nope")
+
+
+def test_config_refuses_an_unknown_dataset():
+    config = Config()
+    config.data.dataset = "cityscapes"
+    with pytest.raises(ValueError, match="data.dataset='cityscapes' is not one of"):
+        config.validate()
+
+
+def test_a_new_dataset_in_a_few_lines(tmp_path):
+    """One subclass, one decorator: the factory builds it and samples come out with its intrinsics."""
+    import cv2
+
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((64, 128, 3), 40 * i, np.uint8))
+
+    @register_dataset("flat_test")
+    class Flat(FrameDataset):
+        def parse_line(self, line, source, lineno):
+            return ".", int(line), "l"
+
+        def frame_path(self, item, frame_id):
+            return self.root / f"{item[1] + self.offset(frame_id)}.png"
+
+        def normalised_K(self, item):
+            return np.diag([0.5, 1.0, 1.0, 1.0])
+
+    try:
+        data = DataConfig(dataset="flat_test", data_path=str(tmp_path), height=64, width=128)
+        sample = build_dataset(data, ["1"], (0, -1, 1), train=False, source="lines")[0]
+        assert sample.K[0, 0, 0].item() == 64.0 and sample.K[1, 1, 1].item() == 32.0
+        assert abs(sample.images[-1].mean().item() - 0 / 255) < 1e-6 and abs(sample.images[1].mean().item() - 80 / 255) < 1e-6
+        with pytest.raises(ValueError, match="already registered"):
+            register_dataset("flat_test")(type("Other", (FrameDataset,), {}))
+        with pytest.raises(ValueError, match="the flat_test dataset has no depth hints"):
+            Flat(tmp_path, ["1"], 64, 128, (0,), hints_dir=tmp_path)
+    finally:
+        DATASETS.pop("flat_test")
+
+
+def test_metric_scale():
+    assert metric_scale(0.54) == 5.4
+    assert metric_scale(0.3) == 3.0  # not 2.9999999999999996
+    assert metric_scale(0.1) == 1.0
+
+
+def test_build_dataset_names_a_missing_data_path():
+    with pytest.raises(ValueError, match="no data path: give --data-path .*folder"):
+        build_dataset(DataConfig(dataset="folder"), [], (0,), train=False, source="x")
+    with pytest.raises(FileNotFoundError, match="data path"):
+        build_dataset(DataConfig(dataset="kitti", data_path=str(Path("/nonexistent/x"))), [], (0,), train=False, source="x")
