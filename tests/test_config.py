@@ -60,7 +60,7 @@ def test_validation_names_the_value():
     with pytest.raises(ValueError, match="train.mode='X'"):
         c.validate()
     c = config_from_dict({"model": {"init_depth": 150.0}})
-    with pytest.raises(ValueError, match=r"model.init_depth=150.0 must be 0 \(off\) or between loss.min_depth=0.1"):
+    with pytest.raises(ValueError, match=r"model.init_depth=150.0 must be 0 \(off\) or between model.min_depth=0.1"):
         c.validate()
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from mldanet.data.units import metric_scale
 from mldanet.paths import require_file
 from mldanet.types import STEREO, FrameId
 
@@ -32,6 +33,8 @@ class ModelConfig:
     scales: tuple[int, ...] = (0, 1, 2, 3)
     weights_init: str = "pretrained"  # pretrained | scratch | path to a torchvision state dict
     init_depth: float = 0.0  # > 0: a new run's disparity heads start at this depth (training units); 0: PyTorch's init
+    min_depth: float = 0.1  # the sigmoid output maps to depths in [min_depth, max_depth] (training units)
+    max_depth: float = 100.0
 
 
 @dataclass
@@ -61,8 +64,6 @@ class LossConfig:
     weighting: str = "fixed"  # fixed | uncertainty
     weight_range: float = 10.0  # uncertainty: each learned weight stays within [w/range, w·range] (.inf: unbounded)
     automask: bool = True
-    min_depth: float = 0.1
-    max_depth: float = 100.0
 
 
 @dataclass
@@ -104,6 +105,11 @@ class TrainConfig:
     def frame_ids(self) -> tuple[FrameId, ...]:
         return {"M": (0, -1, 1), "S": (0, STEREO), "MS": (0, -1, 1, STEREO)}[self.mode]
 
+    @property
+    def metric(self) -> bool:
+        """Stereo-trained models (S, MS) know the metric scale; monocular ones (M) do not."""
+        return self.mode != "M"
+
 
 @dataclass
 class Config:
@@ -113,6 +119,16 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     description: str = ""
+
+    @property
+    def uses_hints(self) -> bool:
+        """Depth hints take part when they are on and the stereo partner is a source (they need its warp)."""
+        return self.loss.use_hints and STEREO in self.train.frame_ids
+
+    @property
+    def depth_scale(self) -> float:
+        """Training units → metres (×baseline/0.1, 5.4 on KITTI) for a metric model; 1 for M (relative depth)."""
+        return metric_scale(self.data.baseline) if self.train.metric else 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML/JSON/``torch.load(weights_only=True)``-safe nested dict (tuples become lists)."""
@@ -155,10 +171,15 @@ class Config:
             raise ValueError(f"optim.batch_size={self.optim.batch_size} must be at least 1")
         self._validate_training_counts()
         init_depth = self.model.init_depth
-        if init_depth and not self.loss.min_depth < init_depth < self.loss.max_depth:
+        if not 0 < self.model.min_depth < self.model.max_depth:
             raise ValueError(
-                f"model.init_depth={init_depth} must be 0 (off) or between loss.min_depth={self.loss.min_depth} "
-                f"and loss.max_depth={self.loss.max_depth}"
+                f"model.min_depth={self.model.min_depth} and model.max_depth={self.model.max_depth} must satisfy "
+                "0 < min_depth < max_depth"
+            )
+        if init_depth and not self.model.min_depth < init_depth < self.model.max_depth:
+            raise ValueError(
+                f"model.init_depth={init_depth} must be 0 (off) or between model.min_depth={self.model.min_depth} "
+                f"and model.max_depth={self.model.max_depth}"
             )
         if self.train.max_bad_steps < 1:
             raise ValueError(f"train.max_bad_steps={self.train.max_bad_steps} must be at least 1")
@@ -247,9 +268,27 @@ def _merge(obj: Any, updates: dict[str, Any], prefix: str = "") -> None:
             setattr(obj, name, _coerce(value, hints[name], key))
 
 
+# Keys that moved between sections: configs saved before the move (checkpoints, YAML files,
+# --set overrides) still load. (old section, key) -> new section.
+MOVED_KEYS = {("loss", "min_depth"): "model", ("loss", "max_depth"): "model"}
+
+
+def upgrade_moved_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with the keys of :data:`MOVED_KEYS` in their new sections (the new section's value wins)."""
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (data or {}).items()}
+    for (old, key), new in MOVED_KEYS.items():
+        section = data.get(old)
+        if isinstance(section, dict) and key in section:
+            value = section.pop(key)
+            target = data.setdefault(new, {})
+            if isinstance(target, dict):
+                target.setdefault(key, value)
+    return data
+
+
 def config_from_dict(data: dict[str, Any], base: Config | None = None) -> Config:
     config = base if base is not None else Config()
-    _merge(config, data or {})
+    _merge(config, upgrade_moved_keys(data))
     return config
 
 

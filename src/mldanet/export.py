@@ -25,7 +25,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mldanet.data.units import metric_scale
 from mldanet.paths import require_writable_file
 
 TOLERANCE = 1e-4
@@ -102,9 +101,9 @@ def export_onnx(
     model = onnx.load_model_from_string(buffer.getvalue())
     metadata = {
         "producer": "mldanet",
-        "min_depth": str(config.loss.min_depth),
-        "max_depth": str(config.loss.max_depth),
-        "stereo_scale": "" if config.train.mode == "M" else str(metric_scale(config.data.baseline)),
+        "min_depth": str(config.model.min_depth),
+        "max_depth": str(config.model.max_depth),
+        "stereo_scale": str(config.depth_scale) if config.train.metric else "",
         "training_mode": config.train.mode,
         "input_size": f"{height}x{width}",
     }

@@ -30,7 +30,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from mldanet.data.units import metric_scale
 from mldanet.data.video import VIDEO_EXTENSIONS, video_frame_count, video_frames
 from mldanet.paths import require_writable_dir
 
@@ -133,8 +132,8 @@ def predict_paths(
     for flag, size in (("--height", height), ("--width", width)):
         if size <= 0 or size % 32:
             raise ValueError(f"{flag} {size} must be a positive multiple of 32")
-    summary = PredictSummary(out_dir=Path(out_dir), metric=config.train.mode != "M")
-    factor = metric_scale(config.data.baseline) if summary.metric else 1.0
+    summary = PredictSummary(out_dir=Path(out_dir), metric=config.train.metric)
+    factor = config.depth_scale
     sources = collect_sources(inputs, summary.failed)
     total = sum(math.ceil(video_frame_count(s.path) / every) if s.video else 1 for s in sources)
     used: set[str] = set()
@@ -146,7 +145,7 @@ def predict_paths(
         ]
         disps = predict_disparities(
             net, tensors, batch_size=len(tensors), device=str(torch_device), post_process=post_process,
-            progress=False, min_depth=config.loss.min_depth, max_depth=config.loss.max_depth,
+            progress=False, min_depth=config.model.min_depth, max_depth=config.model.max_depth,
         )
         for (name, rgb), disp in zip(batch, disps):
             native = cv2.resize(disp, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)

@@ -65,7 +65,7 @@ def reference_terms(disps, batch, transforms, config, seeds):
     terms = {}
     for s in SCALES:
         up = F.interpolate(disps[s], size=(height, width), mode="bilinear", align_corners=False)
-        depth = disp_to_depth(up, config.min_depth, config.max_depth)[1]
+        depth = disp_to_depth(up, 0.1, 100.0)[1]
         warped = [warp(batch.images[f], depth, K, inv_K, transforms[f]) for f in sources]
         errors = torch.cat([photometric_error(image, target) for image in warped], 1)
         prediction_min = errors.min(1, keepdim=True).values
@@ -151,7 +151,7 @@ def test_the_true_depth_explains_a_stereo_pair_better():
     config = LossConfig(use_hints=False)
 
     def reprojection_for(depth: float) -> float:
-        disp = (1 / depth - 1 / config.max_depth) / (1 / config.min_depth - 1 / config.max_depth)
+        disp = (1 / depth - 1 / 100.0) / (1 / 0.1 - 1 / 100.0)
         disps = {0: torch.full((2, 1, height, width), disp)}
         result = compute_losses(disps, batch, {"s": batch.stereo_T}, config, build_loss_weighting(config))
         return result.terms["reprojection/0"].item()

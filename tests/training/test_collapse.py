@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import mldanet.self_supervised as self_supervised
 import mldanet.training.trainer as trainer_module
 from mldanet.cli import main
 from mldanet.config import save_config
@@ -93,7 +94,7 @@ def flatten_from_call(monkeypatch, first_flat: int) -> None:
     """From its ``first_flat``-th forward pass (1-based) on, the depth network predicts one value
     everywhere: its disparity heads get zero weights and a bias of 10 before each pass, which is
     what a collapsed decoder does (every pixel sigmoid(10))."""
-    real = trainer_module.depth_net_from_config
+    real = self_supervised.depth_net_from_config
 
     def build(*args, **kwargs):
         net = real(*args, **kwargs)
@@ -110,7 +111,7 @@ def flatten_from_call(monkeypatch, first_flat: int) -> None:
         net.register_forward_pre_hook(flatten)
         return net
 
-    monkeypatch.setattr(trainer_module, "depth_net_from_config", build)
+    monkeypatch.setattr(self_supervised, "depth_net_from_config", build)
 
 
 def collapse_config(fixture, out, stop: bool, max_steps: int = 4):

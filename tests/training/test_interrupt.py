@@ -16,7 +16,8 @@ import torch
 from mldanet.cli import main
 from mldanet.config import save_config
 from mldanet.training.checkpoint import load_checkpoint
-from mldanet.training.trainer import Trainer, ignore_interrupts_in_worker
+from mldanet.data.loader import ignore_interrupts_in_worker
+from mldanet.training.trainer import Trainer
 
 from .configs import small_config, train_argv
 

@@ -102,7 +102,7 @@ def test_checkpoint_write_failing_half_way_keeps_the_previous_one(kitti_fixture,
 
 def nan_on_calls(monkeypatch, calls: set[int] | None) -> None:
     """Make the loss of the given ``compute_losses`` calls (1-based; None: every call) NaN."""
-    import mldanet.training.trainer as trainer_module
+    import mldanet.self_supervised as trainer_module
 
     real = trainer_module.compute_losses
     count = []

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from mldanet.cli import main
+from mldanet.evaluation.validation import Validator
 from mldanet.geometry import disp_to_depth
 from mldanet.training.checkpoint import load_checkpoint
 from mldanet.training.datasets import build_datasets
@@ -48,7 +49,7 @@ def test_init_depth_starts_the_untrained_network_at_that_depth(kitti_fixture, tm
     trainer = Trainer(config, train_set, progress=False)
     with torch.no_grad():
         disps = trainer.depth_net.eval()(train_set[0].images[0][None])
-    _, depth = disp_to_depth(disps[0], config.loss.min_depth, config.loss.max_depth)
+    _, depth = disp_to_depth(disps[0], config.model.min_depth, config.model.max_depth)
     # The random head weights scatter the depth around the requested start; PyTorch's init is at 0.2.
     assert 1.5 < depth.median().item() < 4.0
 
@@ -101,7 +102,7 @@ def test_validation_computes_metrics_and_keeps_the_best(kitti_fixture, tmp_path)
     config = small_config(kitti_fixture, tmp_path / "val", validate=True, max_steps=1)
     train_set, val_set = build_datasets(config)
     assert val_set is not None and len(val_set) == 2
-    trainer = Trainer(config, train_set, val_set, progress=False)
+    trainer = Trainer(config, train_set, Validator(val_set, config.optim.batch_size), progress=False)
     trainer.train()
     validation = [h for h in trainer.state.history if "val/abs_rel" in h]
     assert len(validation) == 1 and 0 < validation[0]["val/abs_rel"] < 10

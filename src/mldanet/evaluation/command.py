@@ -37,11 +37,6 @@ from mldanet.paths import require_dir, require_writable_file
 BENCHMARK_SPLIT = "eigen_benchmark"
 
 
-def scaling_for_mode(mode: str) -> str:
-    """Stereo-trained models (S, MS) know the metric scale (×5.4); monocular ones (M) do not."""
-    return "median" if mode == "M" else "stereo"
-
-
 def velodyne_ground_truth(
     data_path: str | Path, lines: Sequence[str], benchmark_dir: str | Path | None = None, progress: bool = True
 ) -> list[np.ndarray]:
@@ -146,7 +141,7 @@ def evaluate_checkpoint(
         )
     torch_device = resolve_device(device)
     net, config = load_depth_net(checkpoint, torch_device)
-    scaling = scaling or scaling_for_mode(config.train.mode)
+    scaling = scaling or ("stereo" if config.train.metric else "median")
     cls = dataset_class(dataset)
     data = replace(
         config.data, dataset=dataset, data_path=str(data_path), img_ext=img_ext or config.data.img_ext,
@@ -177,11 +172,11 @@ def evaluate_checkpoint(
     )
     pred_disps = predict_disparities(
         net, loader, batch_size=batch_size, device=str(torch_device), post_process=post_process, progress=progress,
-        min_depth=config.loss.min_depth, max_depth=config.loss.max_depth,
+        min_depth=config.model.min_depth, max_depth=config.model.max_depth,
     )
     return evaluate_disparities(
         pred_disps, gt_depths, scaling=scaling, eigen_crop=cls.eigen_crop if eigen_crop is None else eigen_crop,
-        stereo_factor=metric_scale(config.data.baseline),
+        stereo_factor=metric_scale(config.data.baseline),  # also when M is scored with --scaling stereo
     )
 
 

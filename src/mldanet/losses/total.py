@@ -1,7 +1,7 @@
 """The training loss: :func:`compute_losses` is the one entry point the trainer calls.
 
 Per scale s (docs/METHOD.md §7.5), with the scale's disparity upsampled bilinearly to the full H×W and
-converted to depth (``loss.min_depth``/``loss.max_depth``):
+converted to depth in ``depth_range`` (``model.min_depth``, ``model.max_depth``):
 
 - reprojection: every source (−1, +1, "s": whatever ``transforms`` holds) is warped into the
   target at full resolution; per pixel the minimum photometric error over sources, automasked
@@ -40,6 +40,8 @@ from mldanet.losses.smoothness import edge_aware_smoothness
 from mldanet.losses.weighting import LossWeighting, multiscale_sum
 from mldanet.types import STEREO, Batch, FrameId, LossResult
 
+DEPTH_RANGE = (0.1, 100.0)  # ModelConfig's defaults: monodepth2's range in training units
+
 
 @dataclass
 class LossMaps:
@@ -68,6 +70,7 @@ def compute_losses(
     config: LossConfig,
     weighting: LossWeighting,
     noise_seed: Tensor | None = None,
+    depth_range: tuple[float, float] = DEPTH_RANGE,
 ) -> LossResult:
     """The total training loss and its logged terms.
 
@@ -76,7 +79,8 @@ def compute_losses(
     resolution), optional ``depth_hint``/``hint_mask`` B×1×H×W. transforms: source frame id →
     B×4×4 frame-0 → source transform (pose network for ±1, ``batch.stereo_T`` for "s").
     noise_seed: B integer seeds for the automasking tie noise (one generator per sample), or
-    None for the global RNG.
+    None for the global RNG. depth_range: (min, max) depth the sigmoid output maps to (the
+    model's ``min_depth``, ``max_depth``).
 
     Hints are used when ``config.use_hints`` and ``batch.depth_hint`` is given; they need the
     stereo partner, so a hint without ``transforms["s"]`` is an error (set ``loss.use_hints``
@@ -87,7 +91,7 @@ def compute_losses(
     ``reprojection``, ``hints``, ``smoothness`` after Eq. 12; ``weight/<term>``; and
     ``log_var/<term>`` for the uncertainty weighting.
     """
-    return compute_losses_with_maps(disps, batch, transforms, config, weighting, noise_seed)[0]
+    return _losses(disps, batch, transforms, config, weighting, noise_seed, depth_range, keep_maps=False)[0]
 
 
 def compute_losses_with_maps(
@@ -97,8 +101,23 @@ def compute_losses_with_maps(
     config: LossConfig,
     weighting: LossWeighting,
     noise_seed: Tensor | None = None,
+    depth_range: tuple[float, float] = DEPTH_RANGE,
 ) -> tuple[LossResult, LossMaps]:
-    """:func:`compute_losses` plus the scale-0 :class:`LossMaps` (same arguments, same result)."""
+    """:func:`compute_losses` plus the scale-0 :class:`LossMaps` (same arguments, same result), to
+    look at what the loss sees; training does not keep them."""
+    return _losses(disps, batch, transforms, config, weighting, noise_seed, depth_range, keep_maps=True)
+
+
+def _losses(
+    disps: dict[int, Tensor],
+    batch: Batch,
+    transforms: dict[FrameId, Tensor],
+    config: LossConfig,
+    weighting: LossWeighting,
+    noise_seed: Tensor | None,
+    depth_range: tuple[float, float],
+    keep_maps: bool,
+) -> tuple[LossResult, LossMaps | None]:
     sources = list(transforms)
     _check_inputs(disps, batch, transforms, sources)
     target = batch.images[0]
@@ -134,7 +153,7 @@ def compute_losses_with_maps(
         full = disp if disp.shape[-2:] == (height, width) else F.interpolate(
             disp, size=(height, width), mode="bilinear", align_corners=False
         )
-        _, depth = disp_to_depth(full, config.min_depth, config.max_depth)
+        _, depth = disp_to_depth(full, *depth_range)
         warped = warp(source_images, depth, K, inv_K, source_T)
         best = min_reprojection(_by_sample(photometric_error(warped, target, alpha)), identity)
 
@@ -151,7 +170,7 @@ def compute_losses_with_maps(
         for name, value in scale_terms.items():
             per_scale[name].append(value)
             terms[f"{name}/{scale}"] = value.detach()
-        if maps is None:
+        if keep_maps and maps is None:
             maps = LossMaps(
                 depth=depth.detach(),
                 reprojection=best.loss.detach(),

@@ -2,14 +2,16 @@
 
 A checkpoint is a plain dict (loadable with ``torch.load(weights_only=True)``)::
 
-    format       "mldanet-checkpoint/1"
-    config       Config.to_dict()
-    depth_net    state dict
-    pose_net     state dict or None (S mode)
-    optimizer, scheduler, loss_weighting, scaler   state dicts (training state)
-    epoch, step  int; batch position inside the epoch is ``step - epoch_start_step``
-    rng          RNG states (torch CPU/CUDA as uint8 tensors, numpy/python as plain ints)
-    best_abs_rel float
+    format            "mldanet-checkpoint/1"
+    config            Config.to_dict()
+    depth_net         state dict
+    pose_net          state dict or None (S mode)
+    loss_weighting    state dict (the learned log-variances of loss.weighting=uncertainty)
+    optimizer, scaler state dicts (training state; the learning rate is a function of the step)
+    epoch, step, batch_in_epoch   ints: where the run stands
+    best_abs_rel      float; bad_steps, skipped_steps: the non-finite-step guard's counts
+    history           logged scalars; collapse_monitor: the flat-map streak; world_size: processes
+    rng               RNG states (torch CPU/CUDA as uint8 tensors, numpy/python as plain ints)
 
 ``last.pt`` holds all of it (what ``--resume`` needs). ``best.pt`` holds the weights only
 (:func:`weights_payload`: config, networks, step, epoch, best_abs_rel): the optimiser's moments

@@ -285,7 +285,12 @@ def run(args: argparse.Namespace) -> int:
         if removed:
             print(f"--overwrite: removed the previous run's {', '.join(removed)} from {out}")
     try:
-        trainer = Trainer(config, train_set, val_set, resume=resume, progress=not args.no_progress,
+        validator = None
+        if val_set is not None:
+            from mldanet.evaluation.validation import Validator
+
+            validator = Validator(val_set, config.optim.batch_size, config.train.max_val_batches, config.data.num_workers)
+        trainer = Trainer(config, train_set, validator, resume=resume, progress=not args.no_progress,
                           log_lines=args.no_progress)
         if resume is not None and trainer.state.step >= trainer.total_steps:
             if main:

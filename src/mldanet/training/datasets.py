@@ -21,12 +21,12 @@ def build_datasets(config: Config, split_file: str | None = None) -> tuple[Frame
     require_dir(data.data_path, "data path")  # before the split, whose errors would hide this one
     frame_ids = config.train.frame_ids
     stereo = STEREO in frame_ids
-    if config.loss.use_hints and stereo and not data.hints_dir:
+    if config.uses_hints and not data.hints_dir:
         raise ValueError(
             "depth hints are on (loss.use_hints=true) but no hints directory was given: "
             "run `mldanet hints` and pass --hints-dir, or turn hints off with --set loss.use_hints=false"
         )
-    hints_dir = data.hints_dir if config.loss.use_hints and stereo else None
+    hints_dir = data.hints_dir if config.uses_hints else None
     if split_file:
         train_path = split_file
         train_lines = cls.read_split_file(split_file)

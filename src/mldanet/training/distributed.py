@@ -102,8 +102,12 @@ def barrier() -> None:
         dist.barrier()
 
 
-def wrap(module: nn.Module, device: torch.device) -> nn.Module:
-    """DDP around ``module``: gradients are averaged over the ranks during ``backward``."""
+def wrap(module: nn.Module, device: torch.device, ignore: Sequence[str] = ()) -> nn.Module:
+    """DDP around ``module``: gradients are averaged over the ranks during ``backward``, except
+    those of the parameters named in ``ignore`` (:func:`average_gradients` is theirs: DDP would
+    wait forever for a parameter that a step leaves without a gradient)."""
+    if ignore:
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(module, list(ignore))
     device_ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(module, device_ids=device_ids)
 

@@ -63,16 +63,13 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from mldanet.config import Config, save_config
 from mldanet.data.base import FrameDataset
-from mldanet.data.units import metric_scale
+from mldanet.data.loader import batch_loader
 from mldanet.device import resolve_device
-from mldanet.geometry import depth_to_sigmoid_logit, pose_to_matrix
-from mldanet.losses import build_loss_weighting, compute_losses
-from mldanet.models import build_pose_net, depth_net_from_config
+from mldanet.self_supervised import ModelOutput, SelfSupervisedDepth, sample_noise_seeds
 from mldanet.training import distributed
 from mldanet.training.checkpoint import (
     checkpoint_config,
@@ -89,7 +86,7 @@ from mldanet.training.collapse import CollapseMonitor, map_statistics
 from mldanet.training.profiling import StepProfiler
 from mldanet.training.sampler import EpochBatchSampler
 from mldanet.training.schedule import lr_factor
-from mldanet.types import STEREO, Batch, LossResult, collate_samples
+from mldanet.types import Batch, LossResult
 
 # Logged terms that keep their names (the guards' and the monitor's, the learned weights, the
 # learning rate); every other term is a loss, logged as loss/<term>.
@@ -121,14 +118,6 @@ class TrainingInterrupted(Exception):
     def __init__(self, signal_name: str, step: int, path: Path) -> None:
         super().__init__(f"{signal_name} at step {step}: checkpoint saved to {path}")
         self.signal_name, self.step, self.path = signal_name, step, path
-
-
-def ignore_interrupts_in_worker(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: a Ctrl-C reaches the whole process group; the main process
-    stops the run, its workers must not die of it first. SIGTERM keeps its default (the loader's
-    shutdown terminates stuck workers with it)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @dataclass
@@ -186,19 +175,15 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def sample_noise_seeds(seed: int, epoch: int, index: Tensor) -> Tensor:
-    """Per-sample automasking-noise seeds: independent of batch composition and of the rank."""
-    return (seed * 1_000_003 + epoch) * 10_000_019 + index.long()
-
-
 class Trainer:
-    """Trains one configuration. ``datasets`` maps "train" / "val" to datasets yielding Samples."""
+    """Trains one configuration on ``train_set``; after each epoch ``validator(model)`` (when given,
+    e.g. :class:`mldanet.evaluation.validation.Validator`) returns ``val/<metric>`` scalars."""
 
     def __init__(
         self,
         config: Config,
         train_set: FrameDataset,
-        val_set: FrameDataset | None = None,
+        validator: Callable[[SelfSupervisedDepth], dict[str, float]] | None = None,
         resume: str | Path | None = None,
         progress: bool = True,
         on_log: Callable[[int, dict[str, float]], None] | None = None,
@@ -218,29 +203,11 @@ class Trainer:
         self._stop_agreed = False
         seed_everything(config.train.seed)
 
-        self.frame_ids = config.train.frame_ids
-        self.temporal = [f for f in self.frame_ids if f != 0 and f != STEREO]
-        self.use_hints = config.loss.use_hints and STEREO in self.frame_ids
-
-        pretrained = config.model.weights_init == "pretrained"
-        weights_path = None if config.model.weights_init in ("pretrained", "scratch") else config.model.weights_init
-        self.depth_net = depth_net_from_config(config.model, pretrained, weights_path).to(self.device)
-        if config.model.init_depth:
-            self.depth_net.init_head_bias(
-                depth_to_sigmoid_logit(config.model.init_depth, config.loss.min_depth, config.loss.max_depth)
-            )
-        self.pose_net = (
-            build_pose_net(pretrained=pretrained, weights_path=weights_path).to(self.device) if self.temporal else None
-        )
-        if config.train.channels_last:
-            self.depth_net.to(memory_format=torch.channels_last)
-            if self.pose_net is not None:
-                self.pose_net.to(memory_format=torch.channels_last)
+        self.model = SelfSupervisedDepth(config).to(self.device)
         if config.train.sync_bn and self.dist.enabled:
-            self.depth_net = distributed.convert_batchnorm(self.depth_net, self.device)
-            if self.pose_net is not None:
-                self.pose_net = distributed.convert_batchnorm(self.pose_net, self.device)
-        self.weighting = build_loss_weighting(config.loss).to(self.device)
+            self.model.depth_net = distributed.convert_batchnorm(self.model.depth_net, self.device)
+            if self.model.pose_net is not None:
+                self.model.pose_net = distributed.convert_batchnorm(self.model.pose_net, self.device)
         self.clipped_parameters = [p for net in (self.depth_net, self.pose_net) if net is not None for p in net.parameters()]
 
         groups = [{"params": list(self.depth_net.parameters()), "lr_scale": 1.0, "weight_decay": config.optim.weight_decay}]
@@ -255,11 +222,11 @@ class Trainer:
         self.optimizer = torch.optim.Adam(groups, lr=config.optim.lr)
 
         amp = config.train.amp if self.device.type == "cuda" else "none"
-        self.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+        self.model.autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
 
         self.train_set = train_set
-        self.val_set = val_set
+        self.validator = validator
         self.sampler = EpochBatchSampler(
             len(train_set), config.optim.batch_size, seed=config.train.seed, rank=self.dist.rank, world_size=self.dist.world_size
         )
@@ -278,16 +245,28 @@ class Trainer:
         self._bad_kinds: set[str] = set()
         if resume is not None:
             self._load(resume)
-        # The networks the training steps run: DDP wrappers under torchrun. Validation, logging and
-        # checkpoints use the plain modules (a rank-0-only forward through DDP would wait for the others).
-        self.train_nets: tuple[nn.Module, nn.Module | None] = (self.depth_net, self.pose_net)
+        # The model the training steps run: a DDP wrapper under torchrun (the learned loss weights,
+        # a few scalars, are averaged by hand). Validation, logging and checkpoints use the plain
+        # model (a rank-0-only forward through DDP would wait for the others).
+        self.train_model: nn.Module = self.model
         if self.dist.enabled:
             self._check_ranks_start_alike()
-            self.train_nets = (
-                distributed.wrap(self.depth_net, self.device),
-                distributed.wrap(self.pose_net, self.device) if self.pose_net is not None else None,
+            self.train_model = distributed.wrap(
+                self.model, self.device, ignore=[f"weighting.{name}" for name, _ in self.weighting.named_parameters()]
             )
         self._writer = None
+
+    @property
+    def depth_net(self) -> nn.Module:
+        return self.model.depth_net
+
+    @property
+    def pose_net(self) -> nn.Module | None:
+        return self.model.pose_net
+
+    @property
+    def weighting(self) -> nn.Module:
+        return self.model.weighting
 
     # ----------------------------------------------------------------------------- checkpoints
     def checkpoint_payload(self) -> dict[str, Any]:
@@ -296,7 +275,6 @@ class Trainer:
             "depth_net": self.depth_net.state_dict(),
             "pose_net": self.pose_net.state_dict() if self.pose_net is not None else None,
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": {"kind": self.config.optim.schedule, "step": self.state.step},
             "loss_weighting": self.weighting.state_dict(),
             "scaler": self.scaler.state_dict(),
             "epoch": self.state.epoch,
@@ -399,42 +377,9 @@ class Trainer:
             )
 
     # ----------------------------------------------------------------------------- one step
-    def _to_input(self, image: Tensor) -> Tensor:
-        return image.contiguous(memory_format=torch.channels_last) if self.config.train.channels_last else image
-
-    def compute_transforms(self, batch: Batch, pose_net: nn.Module | None = None) -> dict:
-        pose_net = self.pose_net if pose_net is None else pose_net
-        transforms = {}
-        for frame in self.temporal:
-            # The pose net sees the two frames in temporal order; for a past frame the predicted
-            # motion (frame -> 0) is inverted to get 0 -> frame.
-            pair = (batch.net_images[frame], batch.net_images[0]) if frame < 0 else (batch.net_images[0], batch.net_images[frame])
-            axisangle, translation = pose_net(self._to_input(pair[0]), self._to_input(pair[1]))
-            transforms[frame] = pose_to_matrix(axisangle.float(), translation.float(), invert=frame < 0)
-        if STEREO in self.frame_ids:
-            transforms[STEREO] = batch.stereo_T
-        return transforms
-
-    def forward_losses(
-        self, batch: Batch, epoch: int, nets: tuple[nn.Module, nn.Module | None] | None = None
-    ) -> tuple[dict[int, Tensor], LossResult, dict[int, Tensor]]:
-        """Disparities, losses and the structure-attention gates by decoder level (empty for the
-        baseline); ``nets`` (depth, pose) replace the plain networks (the DDP wrappers)."""
-        depth_net, pose_net = nets or (self.depth_net, self.pose_net)
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
-            disps, gates = depth_net(self._to_input(batch.net_images[0]), return_attention=True)
-            transforms = self.compute_transforms(batch, pose_net)
-        disps = {s: d.float() for s, d in disps.items()}
-        loss_batch = batch if self.use_hints else _without_hints(batch)
-        result = compute_losses(
-            disps,
-            loss_batch,
-            transforms,
-            self.config.loss,
-            self.weighting,
-            noise_seed=sample_noise_seeds(self.config.train.seed, epoch, batch.index),
-        )
-        return disps, result, gates
+    def forward(self, batch: Batch, epoch: int, model: nn.Module | None = None) -> ModelOutput:
+        """The model's output for a batch of ``epoch`` (its automasking noise); ``model``: the DDP wrapper."""
+        return (model or self.model)(batch, sample_noise_seeds(self.config.train.seed, epoch, batch.index))
 
     def _set_lr(self) -> float:
         factor = lr_factor(self.state.step, self.steps_per_epoch, self.total_steps, self.config.optim)
@@ -443,13 +388,12 @@ class Trainer:
         return self.config.optim.lr * factor
 
     def train_step(self, batch: Batch, epoch: int) -> StepOutcome:
-        self.depth_net.train()
-        if self.pose_net is not None:
-            self.pose_net.train()
+        self.model.train()
         lr = self._set_lr()
         statistics = [b.clone() for b in self._buffers()]
-        disps, result, gates = self.forward_losses(batch, epoch, self.train_nets)
-        maps = map_statistics(disps[min(disps)], gates)
+        output = self.forward(batch, epoch, self.train_model)
+        disps, result = output.disps, output.losses
+        maps = map_statistics(disps[min(disps)], output.gates)
         result.terms["lr"] = torch.tensor(lr)
         result.terms.update(maps.scalars())
         # One read-back serves the loss check, the progress bar and the monitor.
@@ -495,23 +439,9 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
 
     def _buffers(self) -> list[Tensor]:
-        nets = [self.depth_net] if self.pose_net is None else [self.depth_net, self.pose_net]
-        return [buffer for net in nets for buffer in net.buffers()]
+        return list(self.model.buffers())
 
     # ----------------------------------------------------------------------------- loop
-    def _loader(self, dataset: Dataset, sampler) -> DataLoader:
-        workers = self.config.data.num_workers
-        return DataLoader(
-            dataset,
-            batch_sampler=sampler,
-            num_workers=workers,
-            collate_fn=collate_samples,
-            pin_memory=self.device.type == "cuda",
-            worker_init_fn=ignore_interrupts_in_worker if workers else None,
-            # Workers are re-created each epoch so they pick up dataset.set_epoch().
-            persistent_workers=False,
-        )
-
     def train(self, stop_at_step: int | None = None) -> TrainState:
         """Train to the configured end, or stop (with a checkpoint) after ``stop_at_step`` steps."""
         self.stop_at = min(self.total_steps, stop_at_step or self.total_steps)
@@ -598,7 +528,7 @@ class Trainer:
         self.sampler.set_epoch(epoch, start_batch=self.state.batch_in_epoch)
         cfg = self.config.train
         tick = time.perf_counter()
-        for batch in self._loader(self.train_set, self.sampler):
+        for batch in batch_loader(self.train_set, self.sampler, self.config.data.num_workers, self.device):
             batch = batch.to(self.device, non_blocking=True)
             outcome = self.train_step(batch, epoch)
             result = outcome.result
@@ -661,7 +591,7 @@ class Trainer:
             self.state.epoch += 1
             self.state.batch_in_epoch = 0
         if epoch_done or self.state.step >= self.total_steps:
-            if cfg.validate and self.val_set is not None and self.dist.is_main:
+            if cfg.validate and self.validator is not None and self.dist.is_main:
                 self.validate()
         if epoch_done or self.state.step >= self.stop_at:
             self.save()
@@ -760,38 +690,12 @@ class Trainer:
             self.writer.add_image("hint/0", colorize_depth(hint_disp), step, dataformats="HWC")
 
     # ----------------------------------------------------------------------------- validation
-    @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        from mldanet.evaluation.protocol import evaluate_disparities
-        from mldanet.geometry import disp_to_depth
-
-        self.depth_net.eval()
-        if self.pose_net is not None:
-            self.pose_net.eval()
-        cfg = self.config
-        sampler = EpochBatchSampler(len(self.val_set), min(cfg.optim.batch_size, len(self.val_set)), seed=0, shuffle=False)
-        losses, pred_disps, gts = [], [], []
-        for i, batch in enumerate(self._loader(self.val_set, sampler)):
-            if cfg.train.max_val_batches and i >= cfg.train.max_val_batches:
-                break
-            batch = batch.to(self.device)
-            disps, result, _ = self.forward_losses(batch, epoch=0)
-            losses.append(float(result.terms.get("reprojection", result.total)))
-            if batch.depth_gt is not None:
-                scaled, _ = disp_to_depth(disps[0], cfg.loss.min_depth, cfg.loss.max_depth)
-                pred_disps.extend(scaled[:, 0].float().cpu().numpy())
-                gts.extend(batch.depth_gt[:, 0].cpu().numpy())
-        metrics = {"val/reprojection": float(np.mean(losses))}
-        if gts:
-            scaling = "median" if cfg.train.mode == "M" else "stereo"
-            evaluation = evaluate_disparities(
-                pred_disps, gts, scaling=scaling, eigen_crop=self.val_set.eigen_crop,
-                stereo_factor=metric_scale(cfg.data.baseline),
-            )
-            metrics.update({f"val/{k}": float(v) for k, v in evaluation.metrics.items()})
-            if evaluation.metrics["abs_rel"] < self.state.best_abs_rel:
-                self.state.best_abs_rel = float(evaluation.metrics["abs_rel"])
-                self.save("best.pt")
+        """Run the validator on the model; a better abs_rel writes ``best.pt``. Logged and returned."""
+        metrics = self.validator(self.model)
+        if "val/abs_rel" in metrics and metrics["val/abs_rel"] < self.state.best_abs_rel:
+            self.state.best_abs_rel = float(metrics["val/abs_rel"])
+            self.save("best.pt")
         for name, value in metrics.items():
             self.writer.add_scalar(name, value, self.state.step)
         self.state.history.append({"step": float(self.state.step), **metrics})
@@ -802,8 +706,3 @@ class Trainer:
 def _same_path(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve()
 
-
-def _without_hints(batch: Batch) -> Batch:
-    from dataclasses import replace
-
-    return replace(batch, depth_hint=None, hint_mask=None)
