@@ -25,7 +25,7 @@ def mldanet(checkpoint=None, backbone="resnet18", variant="mlda", pretrained=Fal
     Keyword ``device`` (default "cpu") places the network.
     """
     from mldanet.models import build_depth_net
-    from mldanet.training.checkpoint import load_depth_net
+    from mldanet.models.checkpoint import load_depth_net
 
     device = kw.pop("device", "cpu")
     if checkpoint is not None:

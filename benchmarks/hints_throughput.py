@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results import write_section  # noqa: E402
 
 from mldanet.data.images import load_image, resize_image  # noqa: E402
-from mldanet.hints import BLOCK_SIZES, NUM_DISPARITIES, compute_hints, fused_sgm_depth, sgbm_disparities  # noqa: E402
+from mldanet.data.depth_hints import compute_hints  # noqa: E402
+from mldanet.sgm import BLOCK_SIZES, NUM_DISPARITIES, fused_sgm_depth, sgbm_disparities  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MLDANET_SHARED_DATA", REPO.parent / "shared" / "data"))

@@ -7,7 +7,7 @@ from mldanet import cli
 
 def run_raising(monkeypatch, capsys, error: BaseException) -> tuple[int, str]:
     """Run ``mldanet presets`` with its command replaced by one that raises ``error``."""
-    import mldanet.training.presets_command as presets_command
+    import mldanet.commands.presets as presets_command
 
     def fails(args):
         raise error

@@ -10,14 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mldanet import cli, hints
+from mldanet import cli
+from mldanet.data import depth_hints as hints
 from mldanet.data.kitti_raw import KittiRawDataset
-from mldanet.hints import (
+from mldanet.data.depth_hints import compute_hints
+from mldanet.data.kitti import hint_path
+from mldanet.sgm import (
     StereoWarpError,
-    compute_hints,
     disparity_to_depth,
     fused_sgm_depth,
-    hint_path,
     select_disparity,
     sgbm_disparities,
     warp_by_disparity,

@@ -11,7 +11,8 @@ import torch
 
 from mldanet.config import Config
 from mldanet.models import build_depth_net
-from mldanet.training.checkpoint import load_depth_net, save_checkpoint
+from mldanet.models.checkpoint import load_depth_net
+from mldanet.training.checkpoint import save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 

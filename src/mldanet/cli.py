@@ -1,4 +1,4 @@
-"""The ``mldanet`` command line: one sub-command per job, each in its own module.
+"""The ``mldanet`` command line: one sub-command per job, each in its own module of :mod:`mldanet.commands`.
 
 A command module exposes ``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported
 only when their command runs, so ``mldanet --help`` stays fast.
@@ -11,18 +11,18 @@ import importlib
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("mldanet.training.command", "train MLDA-Net (M, S or MS; presets, YAML, overrides; torchrun DDP)"),
-    "evaluate": ("mldanet.evaluation.command", "KITTI Eigen evaluation (7 metrics) of a checkpoint or of disparities"),
-    "predict": ("mldanet.predict", "depth for images, folders and videos (.npy and colour-mapped .png)"),
-    "export-gt": ("mldanet.data.ground_truth", "ground-truth depth from Velodyne scans into gt_depths.npz"),
-    "hints": ("mldanet.hints", "precompute fused-SGM depth hints (parallel, resumable)"),
-    "splits": ("mldanet.data.splits", "list or download the KITTI split files"),
+    "train": ("mldanet.commands.train", "train MLDA-Net (M, S or MS; presets, YAML, overrides; torchrun DDP)"),
+    "evaluate": ("mldanet.commands.evaluate", "KITTI Eigen evaluation (7 metrics) of a checkpoint or of disparities"),
+    "predict": ("mldanet.commands.predict", "depth for images, folders and videos (.npy and colour-mapped .png)"),
+    "export-gt": ("mldanet.commands.export_gt", "ground-truth depth from Velodyne scans into gt_depths.npz"),
+    "hints": ("mldanet.commands.hints", "precompute fused-SGM depth hints (parallel, resumable)"),
+    "splits": ("mldanet.commands.splits", "list or download the KITTI split files"),
     "check-data": ("mldanet.commands.check_data", "check a folder of your own sequences before training on it"),
     "frames": ("mldanet.commands.frames", "extract a video's frames into a sequence folder (--dataset folder)"),
-    "synth": ("mldanet.synth.command", "render a synthetic drive in the KITTI raw layout"),
-    "demo": ("mldanet.demo", "synth -> hints -> train -> evaluate -> predict -> report, on a CPU in minutes"),
-    "export-onnx": ("mldanet.export", "export the depth network to ONNX, checked against PyTorch"),
-    "presets": ("mldanet.training.presets_command", "list the training presets (one per row of the paper's table)"),
+    "synth": ("mldanet.commands.synth", "render a synthetic drive in the KITTI raw layout"),
+    "demo": ("mldanet.commands.demo", "synth -> hints -> train -> evaluate -> predict -> report, on a CPU in minutes"),
+    "export-onnx": ("mldanet.commands.export_onnx", "export the depth network to ONNX, checked against PyTorch"),
+    "presets": ("mldanet.commands.presets", "list the training presets (one per row of the paper's table)"),
 }
 
 

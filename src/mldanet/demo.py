@@ -10,7 +10,6 @@ ground-truth export, evaluator and ``predict``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from contextlib import contextmanager
@@ -29,7 +28,7 @@ from mldanet.data.npy import load_npy
 from mldanet.data.splits import parse_split_line, read_split_lines
 from mldanet.data.units import metric_scale
 from mldanet.data.kitti import BASELINE, hint_path
-from mldanet.hints import compute_hints
+from mldanet.data.depth_hints import compute_hints
 from mldanet.report import Flatness, measure_flatness, plot_figures, verdict, write_report
 
 STEREO_FACTOR = metric_scale(BASELINE)
@@ -220,7 +219,7 @@ def evaluate_prior(data: DemoData) -> dict[str, float]:
 
 def run_demo(out: str | Path, tiny: bool = False, seed: int = 0, steps: int | None = None) -> DemoReport:
     from mldanet.predict import predict_paths
-    from mldanet.training.checkpoint import load_depth_net
+    from mldanet.models.checkpoint import load_depth_net
     from mldanet.training.datasets import build_datasets
     from mldanet.training.trainer import Trainer
 
@@ -319,16 +318,3 @@ def median_depth_prior(depths: list[np.ndarray]) -> np.ndarray:
             warnings.simplefilter("ignore", RuntimeWarning)
             prior = np.nanmedian(stack, axis=0)
     return np.where(np.isfinite(prior), prior, np.nanmedian(stack)).astype(np.float32)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
-    parser.add_argument("--tiny", action="store_true", help="a one-minute run for CI: tiny drive, few steps")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, help="training steps (default: 200, or 24 with --tiny)")
-
-
-def run(args: argparse.Namespace) -> int:
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    run_demo(args.out, tiny=args.tiny, seed=args.seed, steps=args.steps)
-    return 0

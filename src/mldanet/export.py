@@ -15,9 +15,7 @@ tolerance (1e-4) the command fails.
 
 from __future__ import annotations
 
-import argparse
 import io
-import sys
 import warnings
 from pathlib import Path
 
@@ -25,7 +23,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mldanet.paths import require_writable_file
 
 TOLERANCE = 1e-4
 
@@ -74,7 +71,7 @@ def export_onnx(
     """
     import onnx
 
-    from mldanet.training.checkpoint import load_depth_net
+    from mldanet.models.checkpoint import load_depth_net
 
     net, config = load_depth_net(checkpoint, "cpu")
     height = height or config.data.height
@@ -118,23 +115,3 @@ def export_onnx(
             f"(tolerance {tolerance:g}); the file is kept for inspection"
         )
     return difference
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="checkpoint file (or run folder)")
-    parser.add_argument("--out", required=True, help="output .onnx file")
-    parser.add_argument("--height", type=int, help="input height (default: the checkpoint's)")
-    parser.add_argument("--width", type=int, help="input width (default: the checkpoint's)")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset version (default: 17)")
-    parser.add_argument("--all-scales", action="store_true", help="also output disp_1..disp_3")
-
-
-def run(args: argparse.Namespace) -> int:
-    require_writable_file(args.out, "output file --out")
-    try:
-        difference = export_onnx(args.checkpoint, args.out, args.height, args.width, args.opset, args.all_scales)
-    except ExportCheckError as error:
-        print(f"mldanet export-onnx: check FAILED: {error}", file=sys.stderr)
-        return 1
-    print(f"wrote {args.out}; onnxruntime vs PyTorch max |diff| = {difference:.3g} (tolerance {TOLERANCE:g})")
-    return 0

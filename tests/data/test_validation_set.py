@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader
 
 from mldanet.config import config_from_dict
 from mldanet.data.kitti import hint_path
-from mldanet.hints import compute_hints
+from mldanet.data.depth_hints import compute_hints
 from mldanet.synth import write_synthetic_drives
 from mldanet.training.datasets import build_datasets
 from mldanet.types import collate_samples

@@ -5,16 +5,8 @@ import pytest
 import torch
 
 from mldanet.config import Config
-from mldanet.training.checkpoint import (
-    FORMAT,
-    checkpoint_config,
-    load_checkpoint,
-    read_checkpoint_config,
-    remove_partial_writes,
-    require_training_state,
-    save_checkpoint,
-    weights_payload,
-)
+from mldanet.models.checkpoint import FORMAT, checkpoint_config, load_checkpoint, read_checkpoint_config
+from mldanet.training.checkpoint import remove_partial_writes, require_training_state, save_checkpoint, weights_payload
 
 
 def test_round_trip_is_weights_only_loadable(tmp_path):

@@ -12,7 +12,7 @@ import mldanet.self_supervised as self_supervised
 import mldanet.training.trainer as trainer_module
 from mldanet.cli import main
 from mldanet.config import save_config
-from mldanet.training.checkpoint import load_checkpoint
+from mldanet.models.checkpoint import load_checkpoint
 from mldanet.training.collapse import CollapseMonitor, disparity_variation, map_statistics
 from mldanet.training.datasets import build_datasets
 from mldanet.training.trainer import CollapseError, Trainer

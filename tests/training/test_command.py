@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from mldanet.cli import build_parser, main
-from mldanet.training.checkpoint import load_checkpoint, load_depth_net
+from mldanet.models.checkpoint import load_checkpoint, load_depth_net
 
 from .configs import train_argv
 

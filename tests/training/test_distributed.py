@@ -13,7 +13,7 @@ import torch
 from mldanet.config import save_config
 from mldanet.losses import build_loss_weighting
 from mldanet.training import distributed
-from mldanet.training.checkpoint import load_checkpoint
+from mldanet.models.checkpoint import load_checkpoint
 from mldanet.training.datasets import build_datasets
 from mldanet.training.trainer import Trainer
 

@@ -15,7 +15,7 @@ import torch
 
 from mldanet.cli import main
 from mldanet.config import save_config
-from mldanet.training.checkpoint import load_checkpoint
+from mldanet.models.checkpoint import load_checkpoint
 from mldanet.data.loader import ignore_interrupts_in_worker
 from mldanet.training.trainer import Trainer
 

@@ -17,7 +17,7 @@ import torch
 
 from mldanet.cli import main
 from mldanet.config import save_config
-from mldanet.training.checkpoint import load_checkpoint
+from mldanet.models.checkpoint import load_checkpoint
 from mldanet.training.datasets import build_datasets
 from mldanet.training.trainer import NonFiniteLossError, Trainer
 from mldanet.types import LossResult

@@ -6,7 +6,7 @@ import torch
 from mldanet.cli import main
 from mldanet.evaluation.validation import Validator
 from mldanet.geometry import disp_to_depth
-from mldanet.training.checkpoint import load_checkpoint
+from mldanet.models.checkpoint import load_checkpoint
 from mldanet.training.datasets import build_datasets
 from mldanet.training.trainer import Trainer
 

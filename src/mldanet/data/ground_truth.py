@@ -12,7 +12,6 @@ stores the split lines, so evaluation can tell the ground truth of another split
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +23,8 @@ from tqdm import tqdm
 from mldanet.data.calibration import image_size_from_calib, velo_to_image
 from mldanet.data.images import CAMERA_FOLDERS, CAMERA_NUMBERS, frame_name
 from mldanet.data.npy import load_npz
-from mldanet.data.splits import parse_split_line, read_split_lines
-from mldanet.paths import require_dir, require_writable_file, write_atomic
+from mldanet.data.splits import parse_split_line
+from mldanet.paths import write_atomic
 
 EVAL_SIZE = (375, 1242)  # (height, width) monodepth2 resizes validation ground truth to
 BENCHMARK_SPLIT = "eigen_benchmark"
@@ -260,32 +259,3 @@ def export_gt_depths(
         for line in tqdm(lines, desc="ground truth", unit="frame", disable=not progress)
     ]
     return save_gt_depths(maps, out, lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-path", required=True, help="KITTI raw root (<root>/<date>/<drive>_sync/...)")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--split", help="split name: its test_files.txt is exported (eigen, eigen_benchmark, ...)")
-    source.add_argument("--split-file", help="any split file")
-    parser.add_argument("--splits-dir", help="folder of split folders (default: $MLDANET_SPLITS_DIR)")
-    parser.add_argument("--out", required=True, help="output .npz (key 'data'; the split lines under 'lines')")
-    parser.add_argument("--benchmark-dir", help="KITTI depth-completion annotations (needed for eigen_benchmark)")
-    parser.add_argument(
-        "--exact-min",
-        action="store_true",
-        help="keep the nearest point of every pixel; default: monodepth2's maps bit for bit, whose duplicate rule "
-        "gives a few pixels of column 0 the depth of the row above's last pixel",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    require_dir(args.data_path, "data path")
-    if args.split == BENCHMARK_SPLIT and not args.benchmark_dir:
-        raise ValueError(f"split {BENCHMARK_SPLIT} uses the annotated depth maps: give --benchmark-dir")
-    if args.benchmark_dir:
-        require_dir(args.benchmark_dir, "benchmark directory")
-    require_writable_file(args.out, "--out file")
-    lines = read_split_lines(args.split_file or args.split, "test", args.splits_dir)
-    out = export_gt_depths(args.data_path, lines, args.out, args.benchmark_dir, exact_min=args.exact_min)
-    print(f"wrote {len(lines)} ground-truth maps to {out}")
-    return 0

@@ -69,16 +69,18 @@ from mldanet.config import Config, save_config
 from mldanet.data.base import FrameDataset
 from mldanet.data.loader import batch_loader
 from mldanet.device import resolve_device
+from mldanet.models.checkpoint import (
+    checkpoint_config,
+    load_checkpoint,
+    load_state_dict_checked,
+    resolve_checkpoint_path,
+)
 from mldanet.self_supervised import ModelOutput, SelfSupervisedDepth, sample_noise_seeds
 from mldanet.training import distributed
 from mldanet.training.checkpoint import (
-    checkpoint_config,
     link_checkpoint,
-    load_checkpoint,
-    load_state_dict_checked,
     remove_partial_writes,
     require_training_state,
-    resolve_checkpoint_path,
     save_checkpoint,
     weights_payload,
 )

@@ -169,7 +169,7 @@ def resumed_config(args: argparse.Namespace, checkpoint: Path) -> Config:
     or moved, that is another run (the original), which resuming must not overwrite. So a resumed
     run writes into the run folder that holds ``checkpoint``, or where --out says.
     """
-    from mldanet.training.checkpoint import read_checkpoint_config
+    from mldanet.models.checkpoint import read_checkpoint_config
 
     base = read_checkpoint_config(checkpoint)
     folder = run_folder_of(checkpoint)

@@ -16,11 +16,12 @@ import torch
 from mldanet.cli import main
 from mldanet.config import Config
 from mldanet.data.ground_truth import generate_depth_map
-from mldanet.evaluation.command import evaluate_checkpoint
+from mldanet.evaluation.evaluate import evaluate_checkpoint
 from mldanet.evaluation.protocol import evaluate_disparities
 from mldanet.geometry import disp_to_depth
 from mldanet.models import build_depth_net
-from mldanet.training.checkpoint import load_depth_net, save_checkpoint
+from mldanet.models.checkpoint import load_depth_net
+from mldanet.training.checkpoint import save_checkpoint
 
 from ..data.kitti_layout import FOLDER, make_kitti_drive, write_lines
 

@@ -1,0 +1,259 @@
+"""Depth hints on disk (docs/METHOD.md §8.4): one fused-SGM depth per target image, what ``mldanet hints`` writes.
+
+A hint is :func:`mldanet.sgm.fused_sgm_depth` of the image and its stereo partner resized to the
+hint size, with fx = 0.58·W (pixels) and baseline 0.1, so it is in training units at any
+resolution; it is saved as ``<hints_dir>/<date>/<drive>/image_0{2|3}/<frame>.npy`` (KITTI's layout)
+beside ``hints_settings.json`` (what they were computed with, checked before any is reused).
+SGBM is single-threaded, so :func:`compute_hints` spreads pairs over spawned worker processes
+that never import torch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from mldanet.data.images import OTHER_SIDE, image_path, load_image, resize_image
+from mldanet.data.kitti import NORMALISED_FX, hint_path
+from mldanet.data.npy import npy_header
+from mldanet.data.splits import parse_split_line
+from mldanet.data.units import TRAINING_BASELINE
+from mldanet.paths import require_dir, require_writable_dir, write_atomic
+from mldanet.sgm import BLOCK_SIZES, NUM_DISPARITIES, create_matcher, fused_sgm_depth
+
+SETTINGS_FILE = "hints_settings.json"  # beside the hints: what they were computed with (see check_hint_settings)
+
+
+def save_npy_atomic(array: np.ndarray, path: Path) -> None:
+    """``np.save`` through a temporary file and a rename: an interrupted write leaves no partial ``.npy``."""
+    write_atomic(path, lambda handle: np.save(handle, array))
+
+
+@dataclass(frozen=True)
+class HintSettings:
+    """What every hint job shares (sent once to each worker process)."""
+
+    data_path: str
+    out_dir: str
+    height: int
+    width: int
+    img_ext: str
+    block_sizes: tuple[int, ...]
+    num_disparities: tuple[int, ...]
+
+
+def compute_hint(settings: HintSettings, job: tuple[str, int, str]) -> float:
+    """Compute and save the hint of one (folder, frame, side); returns its valid fraction."""
+    folder, frame_index, side = job
+    base, lookup = (
+        resize_image(
+            load_image(image_path(settings.data_path, folder, frame_index, s, settings.img_ext)),
+            settings.height,
+            settings.width,
+        )
+        for s in (side, OTHER_SIDE[side])
+    )
+    depth = fused_sgm_depth(
+        base,
+        lookup,
+        NORMALISED_FX * settings.width,
+        TRAINING_BASELINE,
+        side == "r",
+        settings.block_sizes,
+        settings.num_disparities,
+    )
+    save_npy_atomic(depth, hint_path(settings.out_dir, folder, frame_index, side))
+    return float(np.count_nonzero(depth)) / depth.size
+
+
+def settings_record(settings: HintSettings) -> dict[str, object]:
+    """What the saved hints depend on (not where they are read from or written to), as JSON values."""
+    return {
+        "height": settings.height,
+        "width": settings.width,
+        "img_ext": settings.img_ext,
+        "block_sizes": list(settings.block_sizes),
+        "num_disparities": list(settings.num_disparities),
+        "baseline": TRAINING_BASELINE,
+        "normalised_fx": NORMALISED_FX,
+    }
+
+
+def read_settings_file(path: Path) -> dict[str, object]:
+    """The record a previous run left in ``path``; an unreadable one is an error naming it."""
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not a hints settings file ({error}): delete it and pass --overwrite") from None
+    if not isinstance(stored, dict):
+        raise ValueError(f"{path} is not a hints settings file (no JSON object): delete it and pass --overwrite")
+    return stored
+
+
+def differing_settings(stored: dict[str, object], asked: dict[str, object]) -> list[str]:
+    """``"width 640 there, 1024 asked"`` for every setting ``stored`` has otherwise than ``asked``."""
+    return [f"{key} {stored.get(key)} there, {value} asked" for key, value in asked.items() if stored.get(key) != value]
+
+
+def check_hint_settings(out_dir: Path, settings: HintSettings, present: list[Path], overwrite: bool) -> None:
+    """Refuse to resume hints computed with other settings; record this run's settings beside the hints.
+
+    ``present``: the hint files of this run's lines that exist already. With a settings file, its
+    record must equal this run's (size, SGBM block sizes and disparity ranges, image type and the
+    constants depths are scaled by). Without one (hints from before it was written), every present
+    file must at least have the asked size. ``overwrite`` recomputes instead of refusing (this
+    run's lines only: hints of other lines in ``out_dir`` stay as they were).
+    """
+    path = out_dir / SETTINGS_FILE
+    asked = settings_record(settings)
+    if path.is_file() and not overwrite:
+        differences = differing_settings(read_settings_file(path), asked)
+        if differences:
+            raise ValueError(
+                f"the hints in {out_dir} were computed with other settings ({path}: {'; '.join(differences)}): "
+                "pass --overwrite to compute them again with these, or choose another --out"
+            )
+    elif not path.exists() and not overwrite:
+        for hint in present:
+            shape, _ = npy_header(hint, "depth hint")
+            if tuple(shape) != (settings.height, settings.width):
+                size = "×".join(map(str, shape[::-1]))
+                raise ValueError(
+                    f"{hint} is {size}, not the {settings.width}×{settings.height} asked, and {out_dir} has no "
+                    f"{SETTINGS_FILE} to say how its hints were computed: pass --overwrite to compute them again, "
+                    "or choose another --out"
+                )
+    write_atomic(path, lambda handle: handle.write((json.dumps(asked, indent=2) + "\n").encode()))
+
+
+_worker_settings: HintSettings | None = None
+
+
+def _init_worker(settings: HintSettings) -> None:
+    global _worker_settings
+    cv2.setNumThreads(1)  # one process per core; OpenCV threads would only contend
+    _worker_settings = settings
+
+
+def _worker_job(job: tuple[str, int, str]) -> float:
+    assert _worker_settings is not None
+    return compute_hint(_worker_settings, job)
+
+
+@dataclass(frozen=True)
+class HintsSummary:
+    pairs_done: int
+    pairs_skipped: int  # output already present (and not --overwrite)
+    pairs_missing: int  # an input image was missing (only with skip_missing)
+    mean_valid_fraction: float  # over the pairs computed in this run; nan when none was
+    seconds: float
+
+    @property
+    def pairs_per_second(self) -> float:
+        return self.pairs_done / self.seconds if self.seconds > 0 else math.nan
+
+    def __str__(self) -> str:
+        text = (
+            f"{self.pairs_done} hints computed, {self.pairs_skipped} already present, "
+            f"{self.pairs_missing} missing inputs; {self.seconds:.1f} s ({self.pairs_per_second:.2f} pairs/s)"
+        )
+        # with nothing computed there is no fraction to report (it would read "nan")
+        return text + (f"; mean valid fraction {self.mean_valid_fraction:.3f}" if self.pairs_done else "")
+
+
+def hint_jobs(lines: list[str]) -> list[tuple[str, int, str]]:
+    """Distinct (folder, frame, side) of ``lines``, in order: one hint per target image a line names."""
+    return list(dict.fromkeys(parse_split_line(line, "<lines>", i) for i, line in enumerate(lines, start=1)))
+
+
+def compute_hints(
+    data_path: str | Path,
+    lines: list[str],
+    out_dir: str | Path,
+    height: int = 320,
+    width: int = 1024,
+    workers: int = 1,
+    overwrite: bool = False,
+    img_ext: str = ".jpg",
+    block_sizes: tuple[int, ...] = BLOCK_SIZES,
+    num_disparities: tuple[int, ...] = NUM_DISPARITIES,
+    progress: bool = True,
+    skip_missing: bool = False,
+) -> HintsSummary:
+    """Fused-SGM hints for the target image of every split line, saved under ``out_dir``.
+
+    Existing outputs are skipped unless ``overwrite``, provided they were computed with these
+    settings (recorded in ``out_dir/hints_settings.json``, see :func:`check_hint_settings`). A
+    missing input image is an error naming it, or with ``skip_missing`` the pair is left out and
+    counted. ``workers`` > 1 uses spawned processes (one pair at a time each).
+    """
+    start = time.perf_counter()
+    if height <= 0 or width <= 0:
+        raise ValueError(f"hint size {height}×{width} must be positive")
+    if workers < 1:
+        raise ValueError(f"workers={workers} must be at least 1")
+    require_dir(data_path, "data path")
+    require_writable_dir(out_dir, "hints folder")
+    settings = HintSettings(
+        str(data_path), str(out_dir), height, width, img_ext, tuple(block_sizes), tuple(num_disparities)
+    )
+    for block_size in settings.block_sizes:
+        for count in settings.num_disparities:
+            create_matcher(block_size, count)  # bad parameters fail here, before any worker starts
+    if max(settings.num_disparities) >= width:
+        raise ValueError(
+            f"--num-disparities {max(settings.num_disparities)} must be below the hint width (--width {width}): "
+            "give smaller disparity ranges (multiples of 16) or a larger width"
+        )
+
+    jobs = hint_jobs(lines)
+    present = [] if overwrite else [p for job in jobs if (p := hint_path(out_dir, *job)).is_file()]
+    check_hint_settings(Path(out_dir), settings, present, overwrite)
+    todo, skipped, missing = [], 0, []
+    for job in jobs:
+        folder, frame_index, side = job
+        if not overwrite and hint_path(out_dir, folder, frame_index, side).is_file():
+            skipped += 1
+            continue
+        absent = [
+            p
+            for s in (side, OTHER_SIDE[side])
+            if not (p := image_path(data_path, folder, frame_index, s, img_ext)).is_file()
+        ]
+        if absent:
+            missing.append(absent[0])
+            continue
+        todo.append(job)
+    if missing and not skip_missing:
+        raise FileNotFoundError(
+            f"image not found: {missing[0]} ({len(missing)} pairs lack an image; --skip-missing leaves them out)"
+        )
+
+    fractions = []
+    bar = tqdm(total=len(todo), desc="depth hints", unit="pair", disable=not progress, smoothing=0.1)
+    with bar:
+        if workers == 1 or len(todo) <= 1:
+            for job in todo:
+                fractions.append(compute_hint(settings, job))
+                bar.update()
+        else:
+            context = multiprocessing.get_context("spawn")
+            with context.Pool(min(workers, len(todo)), initializer=_init_worker, initargs=(settings,)) as pool:
+                for fraction in pool.imap_unordered(_worker_job, todo):
+                    fractions.append(fraction)
+                    bar.update()
+    return HintsSummary(
+        pairs_done=len(fractions),
+        pairs_skipped=skipped,
+        pairs_missing=len(missing),
+        mean_valid_fraction=float(np.mean(fractions)) if fractions else math.nan,
+        seconds=time.perf_counter() - start,
+    )
