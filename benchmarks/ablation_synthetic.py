@@ -51,7 +51,7 @@ def train_and_evaluate(data, settings: DemoSettings, overrides: list[str], seed:
     train_set, _ = build_datasets(config)
     trainer = Trainer(config, train_set, None, progress=False)
     trainer.train()
-    metrics, _ = evaluate_on_test(trainer.depth_net, data, settings)
+    metrics, _ = evaluate_on_test(trainer.depth_net, data, config)
     return metrics
 
 
@@ -100,14 +100,13 @@ def main() -> None:
     parser.add_argument("--out", default="ablation_output", help="data, runs and results.json (default: ablation_output)")
     args = parser.parse_args()
     out = Path(args.out)
-    settings = replace(
-        DemoSettings.default(), steps=args.steps, warmup_steps=args.warmup, train_width=args.width, train_height=args.height
-    )
+    settings = replace(DemoSettings.default(), steps=args.steps)
+    recipe = [f"optim.warmup_steps={args.warmup}", f"data.width={args.width}", f"data.height={args.height}"]
     start = time.perf_counter()
     data = prepare_data(out, settings, seed=0, clock=StageClock())
     # "fixed" is the full row itself when every row is fixed.
     keys = ["full", *(k for k in args.rows if k != "full" and not (k == "fixed" and args.weighting == "fixed"))]
-    rows = {ROWS[key][0]: [f"loss.weighting={args.weighting}", *ROWS[key][1]] for key in keys}
+    rows = {ROWS[key][0]: [*recipe, f"loss.weighting={args.weighting}", *ROWS[key][1]] for key in keys}
     full_row = ROWS["full"][0]
     results_path = out / f"results_{args.weighting}.json"
     # Runs already done (an interrupted benchmark) are kept and not repeated.
@@ -125,8 +124,9 @@ def main() -> None:
     stats = summary({row: [results[row][str(s)] for s in args.seeds if str(s) in results.get(row, {})] for row in rows})
     body = [
         f"Synthetic drive as in `mldanet demo` ({settings.drives - 1} training drives × {settings.frames} frames, "
-        f"test on the held-out drive, stereo scaling), MS training at {settings.train_width}×{settings.train_height}, "
-        f"batch {settings.batch_size}, {settings.steps} steps, lr {settings.lr:g} cosine with {settings.warmup_steps} warm-up steps, "
+        f"test on the held-out drive, stereo scaling), MS training at {args.width}×{args.height}, "
+        f"batch {settings.recipe().optim.batch_size}, {args.steps} steps, lr {settings.recipe().optim.lr:g} cosine with "
+        f"{args.warmup} warm-up steps, "
         f"{args.weighting} loss weights in every row; training seeds {', '.join(map(str, args.seeds))}; mean ± std over seeds.",
         "",
         *table(stats),

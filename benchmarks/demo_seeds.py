@@ -27,7 +27,6 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -47,12 +46,11 @@ def default_kernels() -> list[str]:
 
 def expected_settings(tiny: bool, steps: int | None) -> dict:
     """The demo settings a run of this benchmark records in its report.json (JSON types)."""
-    from mldanet.demo import DemoSettings
+    from mldanet.demo import DemoSettings, report_settings
 
     settings = DemoSettings.tiny() if tiny else DemoSettings.default()
-    if steps is not None:
-        settings.steps = steps
-    return json.loads(json.dumps(asdict(settings)))
+    settings.steps = steps
+    return json.loads(json.dumps(report_settings(settings)))
 
 
 def finished_report(run_dir: Path, settings: dict) -> dict | None:

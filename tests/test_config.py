@@ -21,7 +21,7 @@ def test_every_design_table_row_has_a_preset():
         "ms_r50_1024x320": ("resnet50", 1024, 320, "fixed", 5e-5, 4),
         "ms_r50_1024x320_adaptive": ("resnet50", 1024, 320, "uncertainty", 5e-5, 4),
     }
-    assert set(preset_names()) == set(expected)
+    assert set(preset_names()) == set(expected) | {"demo", "demo_tiny"}
     for name, (backbone, width, height, weighting, lr, step) in expected.items():
         c = load_preset(name)
         assert (c.model.backbone, c.data.width, c.data.height, c.loss.weighting) == (backbone, width, height, weighting)
@@ -30,6 +30,33 @@ def test_every_design_table_row_has_a_preset():
         assert c.loss.use_hints and c.loss.smoothness_weight == pytest.approx(1e-3)
         assert c.train.frame_ids == (0, -1, 1, "s")
         c.validate()
+
+
+def test_the_demo_recipe_is_a_preset():
+    demo, tiny = load_preset("demo"), load_preset("demo_tiny")
+    assert (demo.data.width, demo.data.height, demo.optim.batch_size, demo.optim.max_steps) == (192, 64, 4, 200)
+    assert (tiny.optim.batch_size, tiny.optim.max_steps, tiny.optim.warmup_steps) == (2, 24, 4)
+    assert demo.model.weights_init == tiny.model.weights_init == "scratch" and demo.loss.weighting == "uncertainty"
+    for config in (demo, tiny):
+        config.validate()
+
+
+def test_closed_choices_are_refused_by_name():
+    with pytest.raises(ValueError, match="train.mode='MX' is not one of M, S, MS"):
+        apply_overrides(Config(), ["train.mode=MX"])
+    config = Config()
+    config.model.decoder_norm = "batch"  # set directly, not through a file: validate() still catches it
+    with pytest.raises(ValueError, match="model.decoder_norm='batch' is not one of group, none"):
+        config.validate()
+
+
+def test_moved_keys_still_load():
+    config = apply_overrides(Config(), ["loss.min_depth=0.5"])
+    assert config.model.min_depth == 0.5
+    from mldanet.config import config_from_dict
+
+    old = config_from_dict({"loss": {"min_depth": 0.2, "max_depth": 80.0, "ssim_alpha": 0.8}})
+    assert (old.model.min_depth, old.model.max_depth, old.loss.ssim_alpha) == (0.2, 80.0, 0.8)
 
 
 def test_overrides_are_typed_and_nested():
@@ -56,9 +83,8 @@ def test_validation_names_the_value():
     c = config_from_dict({"data": {"height": 100}})
     with pytest.raises(ValueError, match="data.height=100 must be a positive multiple of 32"):
         c.validate()
-    c = config_from_dict({"train": {"mode": "X"}})
-    with pytest.raises(ValueError, match="train.mode='X'"):
-        c.validate()
+    with pytest.raises(ValueError, match="train.mode='X' is not one of M, S, MS"):
+        config_from_dict({"train": {"mode": "X"}})  # refused as it is read
     c = config_from_dict({"model": {"init_depth": 150.0}})
     with pytest.raises(ValueError, match=r"model.init_depth=150.0 must be 0 \(off\) or between model.min_depth=0.1"):
         c.validate()

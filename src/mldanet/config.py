@@ -11,7 +11,7 @@ import typing
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -19,17 +19,31 @@ from mldanet.data.units import metric_scale
 from mldanet.paths import require_file
 from mldanet.types import STEREO, FrameId
 
-MODES = ("M", "S", "MS")
+# The allowed values of every closed choice, declared once: the networks, the losses and the
+# command-line flags read them from here (typing.get_args). Open choices — data.dataset,
+# model.backbone — are registries that name their members when a name is unknown.
+Mode = Literal["M", "S", "MS"]
+Variant = Literal["mlda", "baseline"]
+Affinity = Literal["cosine", "scaled", "raw"]
+StructureAttentionForm = Literal["residual", "guided", "seed"]
+DecoderNorm = Literal["group", "none"]
+Weighting = Literal["fixed", "uncertainty"]
+Schedule = Literal["step", "cosine"]
+DeviceChoice = Literal["auto", "cpu", "cuda"]
+Amp = Literal["none", "bf16", "fp16"]
+ImageExt = Literal[".jpg", ".png"]
+
+MODES: tuple[str, ...] = typing.get_args(Mode)
 
 
 @dataclass
 class ModelConfig:
-    backbone: str = "resnet18"  # resnet18 | resnet50
-    variant: str = "mlda"  # mlda | baseline
+    backbone: str = "resnet18"  # resnet18 | resnet50 | a registered backbone (models/weights.py)
+    variant: Variant = "mlda"
     decoder_attention: bool = True  # channel attention in the decoder (docs/METHOD.md §5, step 2)
-    attention_affinity: str = "cosine"  # cosine | scaled | raw (models/attention.py ChannelAttention)
-    structure_attention: str = "residual"  # residual | guided | seed (models/attention.py StructureAttention)
-    decoder_norm: str = "group"  # group | none: MLDA-Net's decoder blocks (models/decoder.py ConvBlock); baseline: none
+    attention_affinity: Affinity = "cosine"  # models/attention.py ChannelAttention
+    structure_attention: StructureAttentionForm = "residual"  # models/attention.py StructureAttention
+    decoder_norm: DecoderNorm = "group"  # MLDA-Net's decoder blocks (models/decoder.py ConvBlock); baseline: none
     scales: tuple[int, ...] = (0, 1, 2, 3)
     weights_init: str = "pretrained"  # pretrained | scratch | path to a torchvision state dict
     init_depth: float = 0.0  # > 0: a new run's disparity heads start at this depth (training units); 0: PyTorch's init
@@ -46,7 +60,7 @@ class DataConfig:
     hints_dir: str = ""
     height: int = 192
     width: int = 640
-    img_ext: str = ".jpg"
+    img_ext: ImageExt = ".jpg"
     num_workers: int = 4
     skip_missing: bool = False
     intrinsics: str = ""  # folder: the shared camera file (default <data_path>/camera.yaml)
@@ -61,7 +75,7 @@ class LossConfig:
     smoothness_weight: float = 1e-3
     hints_weight: float = 1.0
     use_hints: bool = True
-    weighting: str = "fixed"  # fixed | uncertainty
+    weighting: Weighting = "fixed"
     weight_range: float = 10.0  # uncertainty: each learned weight stays within [w/range, w·range] (.inf: unbounded)
     automask: bool = True
 
@@ -71,7 +85,7 @@ class OptimConfig:
     lr: float = 1e-4
     batch_size: int = 12  # per process: under torchrun the effective batch is batch_size × WORLD_SIZE
     epochs: int = 20
-    schedule: str = "step"  # step | cosine
+    schedule: Schedule = "step"
     step_epochs: int = 15  # step schedule: multiply lr by gamma every step_epochs epochs
     gamma: float = 0.1
     warmup_steps: int = 0
@@ -83,14 +97,14 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    mode: str = "MS"  # M | S | MS
+    mode: Mode = "MS"
     out: str = "runs/mldanet"
-    device: str = "auto"  # auto | cpu | cuda
+    device: DeviceChoice = "auto"
     seed: int = 0
     checkpoint_every: int = 1000
     log_every: int = 50
     image_every: int = 500
-    amp: str = "none"  # none | bf16 | fp16 (CUDA only)
+    amp: Amp = "none"  # CUDA only
     channels_last: bool = False
     validate: bool = True
     max_val_batches: int = 0  # 0: the whole validation split
@@ -143,25 +157,7 @@ class Config:
         return plain(asdict(self))
 
     def validate(self) -> None:
-        from mldanet.data.base import dataset_names
-        from mldanet.models.attention import AFFINITIES, STRUCTURE_ATTENTION_FORMS
-        from mldanet.models.decoder import DECODER_NORMS
-
-        choices = {
-            "model.backbone": (self.model.backbone, ("resnet18", "resnet50")),
-            "model.variant": (self.model.variant, ("mlda", "baseline")),
-            "model.structure_attention": (self.model.structure_attention, STRUCTURE_ATTENTION_FORMS),
-            "model.attention_affinity": (self.model.attention_affinity, AFFINITIES),
-            "model.decoder_norm": (self.model.decoder_norm, DECODER_NORMS),
-            "loss.weighting": (self.loss.weighting, ("fixed", "uncertainty")),
-            "optim.schedule": (self.optim.schedule, ("step", "cosine")),
-            "train.mode": (self.train.mode, MODES),
-            "train.device": (self.train.device, ("auto", "cpu", "cuda")),
-            "train.amp": (self.train.amp, ("none", "bf16", "fp16")),
-            "data.img_ext": (self.data.img_ext, (".jpg", ".png")),
-            "data.dataset": (self.data.dataset, tuple(dataset_names())),
-        }
-        for key, (value, allowed) in choices.items():
+        for key, value, allowed in _closed_choices(self):
             if value not in allowed:
                 raise ValueError(f"{key}={value!r} is not one of {', '.join(allowed)}")
         for key, size in (("data.height", self.data.height), ("data.width", self.data.width)):
@@ -223,9 +219,30 @@ class Config:
             raise ValueError(f"data.num_workers={self.data.num_workers} must be 0 or more (set by --num-workers)")
 
 
+def _closed_choices(obj: Any, prefix: str = ""):
+    """(key, value, allowed values) of every ``Literal`` field of a config, sections included."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from _closed_choices(value, f"{prefix}{f.name}.")
+        elif typing.get_origin(hints[f.name]) is Literal:
+            yield f"{prefix}{f.name}", value, typing.get_args(hints[f.name])
+
+
+def field_types(section: str, name: str) -> Any:
+    """The declared type of config key ``section.name`` (what the command line converts a flag to)."""
+    return typing.get_type_hints(type(getattr(Config(), section)))[name]
+
+
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
     """Convert a YAML/CLI value to the dataclass field's declared type, naming the key on failure."""
     origin = typing.get_origin(annotation)
+    if origin is Literal:
+        allowed = typing.get_args(annotation)
+        if value not in allowed:
+            raise ValueError(f"{key}={value!r} is not one of {', '.join(map(str, allowed))}")
+        return value
     try:
         if annotation is bool:
             if isinstance(value, bool):
@@ -305,14 +322,20 @@ def load_preset(name: str) -> Config:
     return config_from_dict(yaml.safe_load(text))
 
 
-def load_config_file(path: str | Path) -> Config:
-    path = require_file(path, "config file")
+def read_yaml_file(path: str | Path, what: str, formats: str = "YAML") -> tuple[Path, Any]:
+    """(path, its parsed YAML) — JSON is YAML too; a missing, binary or malformed file is one
+    error naming ``what`` and the file."""
+    path = require_file(path, what)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return path, yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
-        raise ValueError(f"config file {path} is not a text file (not UTF-8): give a YAML file") from None
+        raise ValueError(f"{what} {path} is not a text file (not UTF-8): give a {formats} file") from None
     except yaml.YAMLError as error:
-        raise ValueError(f"config file {path} is not valid YAML: {error}") from None
+        raise ValueError(f"{what} {path} is not valid {formats}: {error}") from None
+
+
+def load_config_file(path: str | Path) -> Config:
+    path, data = read_yaml_file(path, "config file")
     if data is not None and not isinstance(data, dict):
         raise ValueError(f"config file {path} must hold a mapping of sections, not {type(data).__name__}")
     try:

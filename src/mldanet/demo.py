@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from mldanet.config import Config, config_from_dict
+from mldanet.config import Config, config_from_dict, load_preset
 from mldanet.data.ground_truth import calib_dir, generate_depth_map, velodyne_path
 from mldanet.data.images import CAMERA_NUMBERS
 from mldanet.data.images import image_path as frame_path
@@ -37,7 +37,12 @@ DEMO_SPLIT = "synth_demo"
 
 @dataclass
 class DemoSettings:
-    """Sizes and budget of a demo run; ``default()`` is the 10-minute run, ``tiny()`` the CI one."""
+    """What a demo run renders and hints; ``default()`` is the 10-minute run, ``tiny()`` the CI one.
+
+    The training recipe is the preset ``preset`` (``presets/demo.yaml``, ``demo_tiny.yaml``), one
+    config system for the demo and for ``mldanet train``; ``steps`` (None: the preset's
+    ``optim.max_steps``) shortens or lengthens it.
+    """
 
     drives: int
     frames: int
@@ -47,12 +52,8 @@ class DemoSettings:
     hint_height: int
     hint_block_sizes: tuple[int, ...]
     hint_num_disparities: tuple[int, ...]
-    train_width: int
-    train_height: int
-    batch_size: int
-    steps: int
-    lr: float
-    warmup_steps: int
+    preset: str = "demo"
+    steps: int | None = None
     grid_frames: int = 4
     predict_frames: int = 4
     workers: int = 2
@@ -62,9 +63,6 @@ class DemoSettings:
         return cls(
             drives=4, frames=100, render_width=640, render_height=192,
             hint_width=640, hint_height=192, hint_block_sizes=(1, 3), hint_num_disparities=(64, 96),
-            # 192×64 rather than 320×96: a step costs half as much, and 200 small steps learn more
-            # than 100 large ones (RESULTS.md "demo_investigation").
-            train_width=192, train_height=64, batch_size=4, steps=200, lr=5e-4, warmup_steps=20,
         )
 
     @classmethod
@@ -72,9 +70,25 @@ class DemoSettings:
         return cls(
             drives=2, frames=14, render_width=320, render_height=96,
             hint_width=320, hint_height=96, hint_block_sizes=(1, 3), hint_num_disparities=(32, 48),
-            train_width=192, train_height=64, batch_size=2, steps=24, lr=5e-4, warmup_steps=4,
-            grid_frames=2, predict_frames=2,
+            preset="demo_tiny", grid_frames=2, predict_frames=2,
         )
+
+    def recipe(self) -> Config:
+        """The training config of the preset, with ``steps`` applied."""
+        config = load_preset(self.preset)
+        if self.steps is not None:
+            config.optim.max_steps = self.steps
+        return config
+
+
+def report_settings(settings: DemoSettings) -> dict[str, Any]:
+    """What a report records of a run's settings: the rendering and the recipe's sizes and budget."""
+    recipe = settings.recipe()
+    return {
+        **asdict(settings), "steps": recipe.optim.max_steps, "train_width": recipe.data.width,
+        "train_height": recipe.data.height, "batch_size": recipe.optim.batch_size, "lr": recipe.optim.lr,
+        "warmup_steps": recipe.optim.warmup_steps,
+    }
 
 
 @dataclass
@@ -106,24 +120,14 @@ class StageClock:
 
 
 def demo_config(settings: DemoSettings, data: Path, splits_dir: Path, hints: Path, run_dir: Path, seed: int) -> Config:
+    """The demo's preset with this run's data, hints, run folder and seed."""
+    config = settings.recipe()
     return config_from_dict(
         {
-            "description": "mldanet demo: MS + depth hints + uncertainty weighting on the synthetic drive",
-            "model": {"backbone": "resnet18", "variant": "mlda", "weights_init": "scratch"},
-            "data": {
-                "data_path": str(data), "splits_dir": str(splits_dir), "split": DEMO_SPLIT, "hints_dir": str(hints),
-                "height": settings.train_height, "width": settings.train_width, "img_ext": ".jpg", "num_workers": 1,
-            },
-            "loss": {"use_hints": True, "weighting": "uncertainty"},
-            "optim": {
-                "lr": settings.lr, "batch_size": settings.batch_size, "epochs": 1000, "max_steps": settings.steps,
-                "schedule": "cosine", "warmup_steps": settings.warmup_steps,
-            },
-            "train": {
-                "mode": "MS", "out": str(run_dir), "device": "cpu", "seed": seed, "checkpoint_every": 50,
-                "log_every": 1, "image_every": 0, "validate": False,
-            },
-        }
+            "data": {"data_path": str(data), "splits_dir": str(splits_dir), "split": DEMO_SPLIT, "hints_dir": str(hints)},
+            "train": {"out": str(run_dir), "seed": seed},
+        },
+        base=config,
     )
 
 
@@ -192,15 +196,17 @@ def prepare_data(out: Path, settings: DemoSettings, seed: int, clock: StageClock
     return DemoData(root, splits_dir, hints_dir, test_lines, grid_lines, gt_test, prior_depth)
 
 
-def evaluate_on_test(net: torch.nn.Module, data: DemoData, settings: DemoSettings) -> tuple[dict[str, float], np.ndarray]:
-    """The 7 metrics of ``net`` on the held-out drive (stereo scaling, metres) and its disparities."""
+def evaluate_on_test(net: torch.nn.Module, data: DemoData, recipe: Config) -> tuple[dict[str, float], np.ndarray]:
+    """The 7 metrics of ``net`` on the held-out drive (stereo scaling, metres) at the size ``recipe`` trains
+    at, and its disparities."""
     from mldanet.config import DataConfig
     from mldanet.data.base import build_dataset
     from mldanet.evaluation.inference import predict_disparities
     from mldanet.evaluation.protocol import evaluate_disparities
 
     test_data = DataConfig(
-        dataset="kitti", data_path=str(data.root), height=settings.train_height, width=settings.train_width, img_ext=".jpg"
+        dataset="kitti", data_path=str(data.root), height=recipe.data.height, width=recipe.data.width,
+        img_ext=recipe.data.img_ext,
     )
     test_set = build_dataset(test_data, data.test_lines, (0,), train=False, source=data.splits_dir / DEMO_SPLIT)
     disps = predict_disparities(net.eval(), test_set, batch_size=8, device="cpu")
@@ -224,12 +230,11 @@ def run_demo(out: str | Path, tiny: bool = False, seed: int = 0, steps: int | No
     from mldanet.training.trainer import Trainer
 
     settings = DemoSettings.tiny() if tiny else DemoSettings.default()
-    if steps is not None:
-        settings.steps = steps
+    settings.steps = steps
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     clock = StageClock()
-    report = DemoReport(settings=asdict(settings))
+    report = DemoReport(settings=report_settings(settings))
     data = prepare_data(out, settings, seed, clock)
     run_dir = out / "run"
 
@@ -238,16 +243,16 @@ def run_demo(out: str | Path, tiny: bool = False, seed: int = 0, steps: int | No
         train_set, _ = build_datasets(config)
         trainer = Trainer(config, train_set, None)
     with clock.stage("evaluate: untrained network"):
-        report.untrained, _ = evaluate_on_test(trainer.depth_net, data, settings)
+        report.untrained, _ = evaluate_on_test(trainer.depth_net, data, config)
     with clock.stage("evaluate: median-depth prior of the training drives"):
         report.prior = evaluate_prior(data)
-    with clock.stage(f"train: MLDA-Net MS + hints, {settings.steps} steps"):
+    with clock.stage(f"train: MLDA-Net MS + hints, {config.optim.max_steps} steps"):
         trainer.train()
     checkpoint = run_dir / "checkpoints" / "last.pt"
     report.checkpoint = str(checkpoint)
     with clock.stage("evaluate: trained network"):
         net, _ = load_depth_net(checkpoint)
-        report.trained, trained_disps = evaluate_on_test(net, data, settings)
+        report.trained, trained_disps = evaluate_on_test(net, data, config)
         flatness = measure_flatness(list(trained_disps), data.gt_test)
     grid_lines = data.grid_lines
     with clock.stage("predict: test frames"):

@@ -19,11 +19,13 @@ def test_builtin_datasets_are_registered():
         dataset_class("nope")
 
 
-def test_config_refuses_an_unknown_dataset():
+def test_an_unknown_dataset_is_named_with_the_known_ones(tmp_path):
+    from mldanet.training.datasets import build_datasets
+
     config = Config()
-    config.data.dataset = "cityscapes"
-    with pytest.raises(ValueError, match="data.dataset='cityscapes' is not one of"):
-        config.validate()
+    config.data.dataset, config.data.data_path = "cityscapes", str(tmp_path)
+    with pytest.raises(ValueError, match="data.dataset='cityscapes' is not one of folder, kitti"):
+        build_datasets(config)
 
 
 def test_a_new_dataset_in_a_few_lines(tmp_path):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import typing
 from pathlib import Path
 
+from mldanet.config import DeviceChoice, ImageExt
 from mldanet.evaluation.evaluate import (
     BENCHMARK_SPLIT,
     check_gt_lines,
@@ -40,9 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="frames per network forward pass (default 8)")
     parser.add_argument("--num-workers", type=int, default=2, help="image-loading processes")
     parser.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the network runs (auto: cuda when available)"
+        "--device", choices=typing.get_args(DeviceChoice), default="auto", help="where the network runs (auto: cuda when available)"
     )
-    parser.add_argument("--img-ext", choices=(".jpg", ".png"), help="KITTI image extension (default: the checkpoint's)")
+    parser.add_argument("--img-ext", choices=typing.get_args(ImageExt), help="KITTI image extension (default: the checkpoint's)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import typing
 
+from mldanet.config import ImageExt
 from mldanet.data.video import extract_frames
 
 
@@ -13,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rate = parser.add_mutually_exclusive_group()
     rate.add_argument("--every", type=int, help="keep every N-th frame (default: all)")
     rate.add_argument("--fps", type=float, help="keep about this many frames per second (10 is KITTI's rate)")
-    parser.add_argument("--img-ext", choices=(".jpg", ".png"), default=".jpg", help="frame format (default .jpg, quality 95)")
+    parser.add_argument("--img-ext", choices=typing.get_args(ImageExt), default=".jpg", help="frame format (default .jpg, quality 95)")
     parser.add_argument("--overwrite", action="store_true", help="write into a folder that already holds frames")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import typing
 
+from mldanet.config import ImageExt
 from mldanet.data.depth_hints import compute_hints
 from mldanet.data.splits import read_split_lines
 from mldanet.sgm import BLOCK_SIZES, NUM_DISPARITIES
@@ -25,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="recompute hints that already exist (needed to reuse --out with other settings than its hints_settings.json)",
     )
-    parser.add_argument("--img-ext", default=".jpg", choices=(".jpg", ".png"), help="image file extension")
+    parser.add_argument("--img-ext", default=".jpg", choices=typing.get_args(ImageExt), help="image file extension")
     parser.add_argument("--block-sizes", type=int, nargs="+", default=list(BLOCK_SIZES), help="SGBM block sizes")
     parser.add_argument(
         "--num-disparities", type=int, nargs="+", default=list(NUM_DISPARITIES), help="SGBM disparity ranges"

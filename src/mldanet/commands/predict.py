@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import typing
 
+from mldanet.config import DeviceChoice
 from mldanet.paths import require_writable_dir
 from mldanet.predict import predict_paths
 
@@ -15,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default: 4)")
     parser.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when available (default)"
+        "--device", choices=typing.get_args(DeviceChoice), default="auto", help="auto: CUDA when available (default)"
     )
     parser.add_argument("--height", type=int, help="network input height (default: the checkpoint's)")
     parser.add_argument("--width", type=int, help="network input width (default: the checkpoint's)")

@@ -15,41 +15,66 @@ from __future__ import annotations
 
 import argparse
 import sys
+import typing
 from pathlib import Path
+from typing import Literal
 
-from mldanet.config import Config, apply_overrides, config_from_dict, load_config_file, load_preset
+from mldanet.config import Config, apply_overrides, config_from_dict, field_types, load_config_file, load_preset
 from mldanet.paths import require_dir, require_writable_dir
 
-# flag -> config key; a flag left unset keeps the preset's value.
-FLAG_KEYS = {
-    "dataset": "data.dataset",
-    "intrinsics": "data.intrinsics",
-    "frame_step": "data.frame_step",
-    "data_path": "data.data_path",
-    "splits_dir": "data.splits_dir",
-    "split": "data.split",
-    "hints_dir": "data.hints_dir",
-    "img_ext": "data.img_ext",
-    "height": "data.height",
-    "width": "data.width",
-    "num_workers": "data.num_workers",
-    "batch_size": "optim.batch_size",
-    "epochs": "optim.epochs",
-    "max_steps": "optim.max_steps",
-    "lr": "optim.lr",
-    "out": "train.out",
-    "device": "train.device",
-    "seed": "train.seed",
-    "mode": "train.mode",
-    "checkpoint_every": "train.checkpoint_every",
-    "log_every": "train.log_every",
-    "amp": "train.amp",
-    "sync_bn": "train.sync_bn",
-    "profile": "train.profile_steps",
-    "weights_init": "model.weights_init",
-    "backbone": "model.backbone",
-    "loss_weighting": "loss.weighting",
+# --flag -> (config key, help). The flag's type and choices come from the key's declared type in
+# mldanet.config; a flag left unset keeps the preset's value.
+FLAGS: dict[str, tuple[str, str]] = {
+    "dataset": ("data.dataset", "layout of --data-path: kitti (KITTI raw, the default) or folder (your own sequences: "
+                                "a folder of frames per sequence and a camera file, see README)"),
+    "data_path": ("data.data_path", "the dataset's root: KITTI raw, or the folder of your sequences"),
+    "intrinsics": ("data.intrinsics", "--dataset folder: camera file with the 3×3 K in pixels and its image size "
+                                      "(default DATA/camera.yaml; a sequence's own camera.yaml wins)"),
+    "frame_step": ("data.frame_step", "temporal neighbours are this many frames away: subsamples a high frame rate"),
+    "splits_dir": ("data.splits_dir", "folder holding split folders (default $MLDANET_SPLITS_DIR)"),
+    "split": ("data.split", "split name, e.g. eigen_zhou (M, MS) or eigen_full (S)"),
+    "hints_dir": ("data.hints_dir", "precomputed depth hints (mldanet hints --out)"),
+    "img_ext": ("data.img_ext", "image extension of the KITTI copy (.jpg in every preset)"),
+    "height": ("data.height", "network input height in pixels, a multiple of 32"),
+    "width": ("data.width", "network input width in pixels, a multiple of 32"),
+    "num_workers": ("data.num_workers", "DataLoader worker processes; 0 loads in the training process"),
+    "batch_size": ("optim.batch_size", "samples per step and process; under torchrun the batch is this × the processes"),
+    "epochs": ("optim.epochs", "passes over the training split"),
+    "max_steps": ("optim.max_steps", "stop after this many steps, before the epochs are done"),
+    "lr": ("optim.lr", "learning rate of Adam before the schedule"),
+    "out": ("train.out", "run folder: checkpoints/, tensorboard/, config.yaml (a new run refuses one that holds a run: "
+                         "see --resume and --overwrite)"),
+    "device": ("train.device", "auto: CUDA when available, else the CPU"),
+    "seed": ("train.seed", "seed of the weights, batch order and augmentation"),
+    "mode": ("train.mode", "training signal: M monocular video, S stereo pairs, MS both"),
+    "checkpoint_every": ("train.checkpoint_every", "write OUT/checkpoints/last.pt every this many steps; 0: only at the "
+                                                   "end of each epoch"),
+    "log_every": ("train.log_every", "TensorBoard scalars (and the --no-progress line) every this many steps"),
+    "amp": ("train.amp", "mixed precision on CUDA (ignored on the CPU)"),
+    "sync_bn": ("train.sync_bn", "under torchrun: batch-norm statistics over the samples of all processes"),
+    "profile": ("train.profile_steps", "write a torch.profiler trace of STEPS steps (default 5, after 3 warm-up steps) "
+                                       "to OUT/profile/trace.json and an operator table to OUT/profile/operators.txt"),
+    "weights_init": ("model.weights_init", "pretrained | scratch | path to a torchvision ResNet state dict"),
+    "backbone": ("model.backbone", "encoder of the depth network: resnet18 | resnet50"),
+    "loss_weighting": ("loss.weighting", "fixed loss weights, or learned ones (homoscedastic uncertainty)"),
 }
+
+
+def add_config_flag(parser: argparse.ArgumentParser, attr: str, key: str, help_text: str) -> None:
+    """``--attr`` setting config ``key``, typed (and with choices) as the key is declared."""
+    section, name = key.split(".")
+    declared = field_types(section, name)
+    options: dict = {"help": f"{help_text} ({key})"}
+    if declared is bool:
+        options.update(action="store_true", default=None)
+    elif typing.get_origin(declared) is Literal:
+        options["choices"] = typing.get_args(declared)
+    else:
+        options["type"] = declared
+    if attr == "profile":
+        options.update(nargs="?", const=5, metavar="STEPS")
+    parser.add_argument(f"--{attr.replace('_', '-')}", **options)
+
 
 # What a run leaves in its folder; --overwrite removes them. Only its checkpoints make a folder a
 # run that a new one must not overwrite: a run that failed before its first checkpoint leaves just
@@ -76,48 +101,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bar: print a plain line every --log-every steps instead "
                              "(step, loss, steps/s), for log files")
-    parser.add_argument("--dataset", help="layout of --data-path: kitti (KITTI raw, the default) or folder (your own "
-                                          "sequences: a folder of frames per sequence and a camera file, see README)")
-    parser.add_argument("--data-path", help="the dataset's root: KITTI raw, or the folder of your sequences")
-    parser.add_argument("--intrinsics", help="--dataset folder: camera file with the 3×3 K in pixels and its image size "
-                                             "(default DATA/camera.yaml; a sequence's own camera.yaml wins)")
-    parser.add_argument("--splits-dir", help="folder holding split folders (default $MLDANET_SPLITS_DIR)")
-    parser.add_argument("--split", help="split name, e.g. eigen_zhou (M, MS) or eigen_full (S)")
-    parser.add_argument("--hints-dir", help="precomputed depth hints (mldanet hints --out)")
-    parser.add_argument("--img-ext", choices=(".jpg", ".png"),
-                        help="image extension of the KITTI copy (default: the config's, .jpg in every preset)")
-    parser.add_argument("--out", help="run folder: checkpoints/, tensorboard/, config.yaml (a new run refuses one "
-                                      "that holds a run: see --resume and --overwrite)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="auto: CUDA when available, else the CPU")
-    parser.add_argument("--weights-init", help="pretrained | scratch | path to a torchvision ResNet state dict")
-    parser.add_argument("--backbone", choices=("resnet18", "resnet50"), help="encoder of the depth network")
-    parser.add_argument("--mode", choices=("M", "S", "MS"),
-                        help="training signal: M monocular video, S stereo pairs, MS both")
-    parser.add_argument("--loss-weighting", choices=("fixed", "uncertainty"),
-                        help="fixed loss weights, or learned ones (homoscedastic uncertainty) (loss.weighting)")
-    parser.add_argument("--amp", choices=("none", "bf16", "fp16"),
-                        help="mixed precision on CUDA (ignored on the CPU) (train.amp)")
-    parser.add_argument("--sync-bn", action="store_true", default=None,
-                        help="under torchrun: batch-norm statistics over the samples of all processes")
-    int_flags = {
-        "height": "network input height in pixels, a multiple of 32 (data.height)",
-        "width": "network input width in pixels, a multiple of 32 (data.width)",
-        "batch_size": "samples per step and process; under torchrun the batch is this × the processes (optim.batch_size)",
-        "num_workers": "DataLoader worker processes; 0 loads in the training process (data.num_workers)",
-        "seed": "seed of the weights, batch order and augmentation (train.seed)",
-        "frame_step": "temporal neighbours are this many frames away: subsamples a high frame rate (data.frame_step)",
-        "epochs": "passes over the training split (optim.epochs)",
-        "max_steps": "stop after this many steps, before the epochs are done (optim.max_steps)",
-        "checkpoint_every": "write OUT/checkpoints/last.pt every this many steps; 0: only at the end of each "
-                            "epoch (train.checkpoint_every)",
-        "log_every": "TensorBoard scalars (and the --no-progress line) every this many steps (train.log_every)",
-    }
-    for flag, text in int_flags.items():
-        parser.add_argument(f"--{flag.replace('_', '-')}", type=int, help=text)
-    parser.add_argument("--lr", type=float, help="learning rate of Adam before the schedule (optim.lr)")
-    parser.add_argument("--profile", type=int, nargs="?", const=5, metavar="STEPS",
-                        help="write a torch.profiler trace of STEPS steps (default 5, after 3 warm-up steps) "
-                        "to OUT/profile/trace.json and an operator table to OUT/profile/operators.txt")
+    for attr, (key, help_text) in FLAGS.items():
+        add_config_flag(parser, attr, key, help_text)
 
 
 def resolve_config(args: argparse.Namespace, base: Config | None = None) -> Config:
@@ -131,7 +116,7 @@ def resolve_config(args: argparse.Namespace, base: Config | None = None) -> Conf
         config = Config()
     apply_overrides(config, args.overrides)
     flags = {}
-    for attr, key in FLAG_KEYS.items():
+    for attr, (key, _) in FLAGS.items():
         value = getattr(args, attr, None)
         if value is not None:
             section, name = key.split(".")

@@ -35,13 +35,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import yaml
 
+from mldanet.config import read_yaml_file
 from mldanet.data.base import FrameDataset, Item, register_dataset
 from mldanet.data.images import read_image_size
 from mldanet.data.npy import load_npy
 from mldanet.data.splits import SPLIT_FILES, read_lines_file
-from mldanet.paths import require_dir, require_file
+from mldanet.paths import require_dir
 from mldanet.types import STEREO, FrameId
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -77,13 +77,7 @@ class Camera:
 
 def read_camera_file(path: str | Path) -> Camera:
     """Read a camera file (see the module docstring); every error names the file and the key."""
-    path = require_file(path, "camera file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise ValueError(f"camera file {path} is not a text file (not UTF-8): give YAML or JSON") from None
-    except yaml.YAMLError as error:
-        raise ValueError(f"camera file {path} is not valid YAML or JSON: {error}") from None
+    path, data = read_yaml_file(path, "camera file", "YAML or JSON")
     if not isinstance(data, dict):
         raise ValueError(f"camera file {path} must be a mapping with K and image_size, not {type(data).__name__}")
     unknown = sorted(set(data) - {"K", "image_size", "baseline"})

@@ -13,7 +13,7 @@ from mldanet.data.base import FrameDataset
 from mldanet.data.loader import batch_loader
 from mldanet.evaluation.protocol import evaluate_disparities
 from mldanet.self_supervised import SelfSupervisedDepth, sample_noise_seeds
-from mldanet.training.sampler import EpochBatchSampler
+from mldanet.data.sampler import EpochBatchSampler
 
 
 class Validator:

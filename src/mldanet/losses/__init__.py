@@ -5,10 +5,14 @@ from mldanet.losses.photometric import photometric_error, ssim
 from mldanet.losses.reprojection import MinReprojection, add_tie_noise, masked_mean, min_reprojection
 from mldanet.losses.smoothness import edge_aware_smoothness
 from mldanet.losses.total import LossMaps, compute_losses, compute_losses_with_maps
-from mldanet.losses.weighting import TERMS, LossWeighting, build_loss_weighting, multiscale_sum, multiscale_weights
+from mldanet.losses.terms import LOSS_TERMS, LossTerm, ScaleInputs, register_loss_term
+from mldanet.losses.weighting import LossWeighting, build_loss_weighting, multiscale_sum, multiscale_weights
 
 __all__ = [
-    "TERMS",
+    "LOSS_TERMS",
+    "LossTerm",
+    "ScaleInputs",
+    "register_loss_term",
     "LossMaps",
     "LossWeighting",
     "MinReprojection",

@@ -1,7 +1,8 @@
 """The training loss: :func:`compute_losses` is the one entry point the trainer calls.
 
 Per scale s (docs/METHOD.md §7.5), with the scale's disparity upsampled bilinearly to the full H×W and
-converted to depth in ``depth_range`` (``model.min_depth``, ``model.max_depth``):
+converted to depth in ``depth_range`` (``model.min_depth``, ``model.max_depth``), every term
+registered in :mod:`mldanet.losses.terms`:
 
 - reprojection: every source (−1, +1, "s": whatever ``transforms`` holds) is warped into the
   target at full resolution; per pixel the minimum photometric error over sources, automasked
@@ -33,10 +34,10 @@ from torch import Tensor
 
 from mldanet.config import LossConfig
 from mldanet.geometry import disp_to_depth, warp
-from mldanet.losses.hints import hint_error, hint_loss, hint_mask
+from mldanet.losses.hints import hint_error, hint_mask
 from mldanet.losses.photometric import photometric_error
-from mldanet.losses.reprojection import add_tie_noise, masked_mean, min_reprojection
-from mldanet.losses.smoothness import edge_aware_smoothness
+from mldanet.losses.reprojection import add_tie_noise, min_reprojection
+from mldanet.losses.terms import LOSS_TERMS, ScaleInputs
 from mldanet.losses.weighting import LossWeighting, multiscale_sum
 from mldanet.types import STEREO, Batch, FrameId, LossResult
 
@@ -144,7 +145,7 @@ def _losses(
             target, batch.images[STEREO], batch.depth_hint, batch.hint_mask, K, inv_K, transforms[STEREO], alpha
         )
 
-    per_scale: dict[str, list[Tensor]] = {"reprojection": [], "hints": [], "smoothness": []}
+    per_scale: dict[str, list[Tensor]] = {name: [] for name in LOSS_TERMS}
     terms: dict[str, Tensor] = {}
     maps = None
     scales = sorted(disps)
@@ -162,10 +163,8 @@ def _losses(
         if hint_err is not None:
             hints_here = hint_mask(hint_err, best.loss, best.identity)
             keep = keep | hints_here
-        scale_terms = {"reprojection": masked_mean(best.loss, keep)}
-        if hints_here is not None:
-            scale_terms["hints"] = hint_loss(depth, batch.depth_hint, hints_here)
-        scale_terms["smoothness"] = edge_aware_smoothness(disp, _resized(target, disp.shape[-2:]))
+        inputs = ScaleInputs(disp, depth, target, best, keep, hints_here, batch)
+        scale_terms = {name: value for name, term in LOSS_TERMS.items() if (value := term.compute(inputs)) is not None}
 
         for name, value in scale_terms.items():
             per_scale[name].append(value)
@@ -195,11 +194,6 @@ def _losses(
 def _by_sample(errors: Tensor) -> Tensor:
     """S×B×1×H×W per-source errors → the B×S×H×W layout of the reprojection functions (a view)."""
     return errors.squeeze(2).transpose(0, 1)
-
-
-def _resized(image: Tensor, size: tuple[int, int]) -> Tensor:
-    """The target at a disparity's scale: area averaging (a box filter for power-of-two scales)."""
-    return image if image.shape[-2:] == size else F.interpolate(image, size=size, mode="area")
 
 
 def _check_inputs(

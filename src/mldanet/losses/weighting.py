@@ -25,14 +25,15 @@ missing from the losses at a step (e.g. no hints in M mode) is skipped.
 from __future__ import annotations
 
 import math
+import typing
 
 import torch
 from torch import Tensor, nn
 
-from mldanet.config import LossConfig
+from mldanet.config import LossConfig, Weighting
+from mldanet.losses.terms import LOSS_TERMS
 
-TERMS = ("reprojection", "hints", "smoothness")
-MODES = ("fixed", "uncertainty")
+MODES = typing.get_args(Weighting)
 
 
 def multiscale_weights(n: int) -> list[float]:
@@ -50,7 +51,7 @@ def multiscale_sum(per_scale: list[Tensor]) -> Tensor:
 class LossWeighting(nn.Module):
     """Combines named scalar losses into the total, with fixed or learned (uncertainty) weights.
 
-    weights: term → w_k ≥ 0 for the terms in :data:`TERMS` (0 switches a term off).
+    weights: term → w_k ≥ 0 for the terms registered in :mod:`mldanet.losses.terms` (0 switches a term off).
     ``log_vars`` is a ParameterDict of the raw parameters r_k, empty in fixed mode: give them
     their own optimiser group without weight decay. ``weight_range`` > 1 bounds the learned
     weights (``math.inf``: unbounded).
@@ -63,8 +64,8 @@ class LossWeighting(nn.Module):
         if not weight_range > 1:
             raise ValueError(f"loss.weight_range={weight_range} must be greater than 1")
         for name, weight in weights.items():
-            if name not in TERMS:
-                raise ValueError(f"unknown loss term {name!r}; terms are {', '.join(TERMS)}")
+            if name not in LOSS_TERMS:
+                raise ValueError(f"unknown loss term {name!r}; terms are {', '.join(LOSS_TERMS)}")
             if not (weight >= 0 and math.isfinite(weight)):
                 raise ValueError(f"loss weight {name}={weight} must be finite and ≥ 0")
         self.mode = mode
@@ -78,9 +79,9 @@ class LossWeighting(nn.Module):
 
     def forward(self, losses: dict[str, Tensor]) -> Tensor:
         """losses: term → scalar (terms absent here are skipped) → the weighted total (scalar)."""
-        unknown = set(losses) - set(TERMS)
+        unknown = set(losses) - set(LOSS_TERMS)
         if unknown:
-            raise ValueError(f"unknown loss terms {sorted(unknown)}; terms are {', '.join(TERMS)}")
+            raise ValueError(f"unknown loss terms {sorted(unknown)}; terms are {', '.join(LOSS_TERMS)}")
         parts = []
         for name, value in losses.items():
             if name not in self.base_weights:
@@ -119,11 +120,13 @@ class LossWeighting(nn.Module):
 
 
 def build_loss_weighting(config: LossConfig) -> LossWeighting:
-    """The weighting selected by ``loss.weighting`` with (1, loss.hints_weight, loss.smoothness_weight),
-    learned weights bounded by ``loss.weight_range``."""
-    for key in ("hints_weight", "smoothness_weight"):
-        value = getattr(config, key)
+    """The weighting selected by ``loss.weighting`` with every registered term's weight (its
+    ``loss.<weight_key>``, or 1: reprojection 1, hints ``loss.hints_weight``, smoothness
+    ``loss.smoothness_weight``), learned weights bounded by ``loss.weight_range``."""
+    weights = {}
+    for name, term in LOSS_TERMS.items():
+        value = 1.0 if term.weight_key is None else getattr(config, term.weight_key)
         if not (value >= 0 and math.isfinite(value)):
-            raise ValueError(f"loss.{key}={value} must be finite and ≥ 0")
-    weights = {"reprojection": 1.0, "hints": config.hints_weight, "smoothness": config.smoothness_weight}
+            raise ValueError(f"loss.{term.weight_key}={value} must be finite and ≥ 0")
+        weights[name] = value
     return LossWeighting(weights, mode=config.weighting, weight_range=config.weight_range)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import typing
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mldanet.config import Affinity, StructureAttentionForm
 from mldanet.models.guided_filter import fast_guided_filter
 
 
@@ -20,7 +22,7 @@ def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
     )
 
 
-AFFINITIES = ("cosine", "scaled", "raw")
+AFFINITIES = typing.get_args(Affinity)
 # Cosine affinities lie in [−1, 1]; this spreads them so that a row's weights can differ by up
 # to e^(2·5) ≈ 2·10⁴ — selective, but never one-hot however large the features grow.
 COSINE_TEMPERATURE = 5.0
@@ -92,7 +94,7 @@ class GlobalAttention(nn.Module):
         )
 
 
-STRUCTURE_ATTENTION_FORMS = ("residual", "guided", "seed")
+STRUCTURE_ATTENTION_FORMS = typing.get_args(StructureAttentionForm)
 
 
 class StructureAttention(nn.Module):

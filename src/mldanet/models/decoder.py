@@ -12,12 +12,14 @@ With CA and SA off and ``norm="none"`` this is monodepth2's U-Net depth decoder.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mldanet.config import DecoderNorm
 from mldanet.models.attention import ChannelAttention, StructureAttention
 
 DECODER_CHANNELS = (16, 32, 64, 128, 256)
@@ -39,7 +41,7 @@ class ReflectConv3x3(nn.Conv2d):
         return super().forward(reflect_pad(x))
 
 
-DECODER_NORMS = ("group", "none")
+DECODER_NORMS = typing.get_args(DecoderNorm)
 # Channels per group of the decoder's GroupNorm: widths 16..256 give 1..16 groups.
 GROUP_WIDTH = 16
 

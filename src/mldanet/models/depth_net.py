@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from mldanet.config import Variant
 from mldanet.models.attention import GlobalAttention
 from mldanet.models.decoder import Decoder
 from mldanet.models.encoder import LEVEL_CHANNELS, BackboneBranch, ImageBranch
 
-VARIANTS = ("mlda", "baseline")
+VARIANTS = typing.get_args(Variant)
 IMAGE_MEAN, IMAGE_STD = 0.45, 0.225
 
 

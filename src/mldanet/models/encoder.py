@@ -1,12 +1,17 @@
-"""MLFE, multi-level feature extraction (docs/METHOD.md §2): a ResNet branch f_C and an image branch f_D.
+"""MLFE, multi-level feature extraction (docs/METHOD.md §2): a backbone branch f_C and an image branch f_D.
 
 Both give five levels i = 1..5 at H/2^i × W/2^i with the ResNet-18 widths C = (64, 64, 128, 256, 512).
-ResNet-50's wider levels are reduced to C by 1×1 conv + BN + ReLU (level 1 is already 64 wide and
-passes unchanged), so everything after the encoder is shared by both backbones.
+A backbone's wider levels (ResNet-50's) are reduced to C by 1×1 conv + BN + ReLU (a level already
+C wide passes unchanged), so everything after the encoder is shared by every backbone.
+
+Backbones are registered once (:func:`register_backbone`): a builder ``(pretrained, weights_path)
+→ module`` whose forward returns the five levels and whose ``channels`` says their widths;
+``model.backbone`` names one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch.nn.functional as F
@@ -47,12 +52,46 @@ class ResNetFeatures(nn.Module):
         return [level1, level2, level3, level4, self.layer4(level4)]
 
 
+BackboneBuilder = Callable[[bool, "str | Path | None"], nn.Module]
+BACKBONES: dict[str, BackboneBuilder] = {}
+
+
+def register_backbone(name: str) -> Callable[[BackboneBuilder], BackboneBuilder]:
+    """Decorator: ``builder(pretrained, weights_path)`` → a module mapping B×3×H×W to five feature
+    levels (H/2 … H/32) with a ``channels`` tuple of their widths, selected by ``model.backbone=name``."""
+
+    def register(builder: BackboneBuilder) -> BackboneBuilder:
+        if name in BACKBONES and BACKBONES[name] is not builder:
+            raise ValueError(f"backbone name {name!r} is already registered")
+        BACKBONES[name] = builder
+        return builder
+
+    return register
+
+
+def backbone_names() -> list[str]:
+    return sorted(BACKBONES)
+
+
+@register_backbone("resnet18")
+def resnet18_features(pretrained: bool, weights_path: str | Path | None) -> ResNetFeatures:
+    return ResNetFeatures(load_resnet("resnet18", pretrained, weights_path))
+
+
+@register_backbone("resnet50")
+def resnet50_features(pretrained: bool, weights_path: str | Path | None) -> ResNetFeatures:
+    return ResNetFeatures(load_resnet("resnet50", pretrained, weights_path))
+
+
 class BackboneBranch(nn.Module):
-    """f_C: ResNet features, reduced to ``LEVEL_CHANNELS`` where the backbone is wider. B×3×H×W → 5 levels."""
+    """f_C: the backbone's features, reduced to ``LEVEL_CHANNELS`` where it is wider. B×3×H×W → 5 levels."""
 
     def __init__(self, backbone: str, pretrained: bool = False, weights_path: str | Path | None = None) -> None:
         super().__init__()
-        self.resnet = ResNetFeatures(load_resnet(backbone, pretrained, weights_path))
+        if backbone not in BACKBONES:
+            raise ValueError(f"model.backbone={backbone!r} is not one of {', '.join(backbone_names())}")
+        # named "resnet" whatever the backbone: the parameter names of every checkpoint written so far
+        self.resnet = BACKBONES[backbone](pretrained, weights_path)
         self.reduce = nn.ModuleList(
             nn.Identity() if have == want else _reduction(have, want)
             for have, want in zip(self.resnet.channels, LEVEL_CHANNELS)

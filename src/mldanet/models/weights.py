@@ -18,7 +18,8 @@ from torchvision.models import ResNet, ResNet18_Weights, ResNet50_Weights, Weigh
 
 from mldanet.paths import require_file
 
-BACKBONES = {
+# torchvision ResNets and their ImageNet weights (the backbones registered in models/encoder.py use them)
+RESNETS = {
     "resnet18": (resnet18, ResNet18_Weights.IMAGENET1K_V1),
     "resnet50": (resnet50, ResNet50_Weights.IMAGENET1K_V1),
 }
@@ -31,9 +32,9 @@ def load_resnet(name: str, pretrained: bool = False, weights_path: str | Path | 
     precedence over ``pretrained``. The ImageNet checkpoint goes through the torch.hub cache
     (``$TORCH_HOME/hub/checkpoints``), so it downloads once per machine.
     """
-    if name not in BACKBONES:
-        raise ValueError(f"backbone={name!r} is not one of {', '.join(BACKBONES)}")
-    factory, weights = BACKBONES[name]
+    if name not in RESNETS:
+        raise ValueError(f"ResNet {name!r} is not one of {', '.join(RESNETS)}")
+    factory, weights = RESNETS[name]
     model = factory(weights=None)
     if weights_path is not None:
         load_state_dict_file(model, weights_path, name)

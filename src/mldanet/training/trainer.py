@@ -86,7 +86,7 @@ from mldanet.training.checkpoint import (
 )
 from mldanet.training.collapse import CollapseMonitor, map_statistics
 from mldanet.training.profiling import StepProfiler
-from mldanet.training.sampler import EpochBatchSampler
+from mldanet.data.sampler import EpochBatchSampler
 from mldanet.training.schedule import lr_factor
 from mldanet.types import Batch, LossResult
 

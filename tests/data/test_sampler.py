@@ -1,6 +1,6 @@
 import pytest
 
-from mldanet.training.sampler import EpochBatchSampler
+from mldanet.data.sampler import EpochBatchSampler
 
 
 def test_order_depends_only_on_seed_and_epoch():
