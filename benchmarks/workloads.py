@@ -16,10 +16,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from mldanet.config import Config, config_from_dict
+from mldanet.data.kitti import NORMALISED_FX, NORMALISED_FY
 from mldanet.training.trainer import Trainer
 from mldanet.types import STEREO, Batch
 
-KITTI_FX, KITTI_FY = 0.58, 1.92  # normalised focal lengths, docs/METHOD.md §6.2
+KITTI_FX, KITTI_FY = NORMALISED_FX, NORMALISED_FY  # docs/METHOD.md §6.2
 
 
 def median_seconds(run: Callable[[], object], repeats: int, warmup: int = 1, sync: Callable[[], None] = lambda: None) -> float:

@@ -7,6 +7,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
+from mldanet.data.kitti import NORMALISED_K
 from mldanet.geometry import (
     backproject,
     depth_to_sigmoid_logit,
@@ -18,7 +19,7 @@ from mldanet.geometry import (
     warp,
 )
 
-K_NORM = torch.tensor([[0.58, 0, 0.5, 0], [0, 1.92, 0.5, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=torch.float64)
+K_NORM = torch.from_numpy(NORMALISED_K)
 
 
 def intrinsics(batch: int, height: int, width: int, dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,13 +8,14 @@ import pytest
 import torch
 
 from mldanet.config import LossConfig
+from mldanet.data.kitti import NORMALISED_K
 from mldanet.geometry import disp_to_depth, pose_to_matrix, scale_intrinsics
 from mldanet.losses import build_loss_weighting, compute_losses
 from mldanet.models import build_depth_net, build_pose_net
 from mldanet.types import Batch
 
 HEIGHT, WIDTH = 64, 192
-K_NORM = torch.tensor([[0.58, 0, 0.5, 0], [0, 1.92, 0.5, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])
+K_NORM = torch.from_numpy(NORMALISED_K).float()
 BASELINE = 0.1
 
 

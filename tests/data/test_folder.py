@@ -225,5 +225,5 @@ def test_build_dataset_from_config_generates_the_split(renders):
     sample = dataset[0]
     assert sample.depth_gt.shape == (1, 96, 320) and float(sample.depth_gt.max()) > 1.0
     empty = DataConfig(dataset="folder", data_path=str(renders["folder"]), frame_step=9)
-    with pytest.raises(ValueError, match=r"no train frames in .*: no frame has all the neighbours"):
+    with pytest.raises(ValueError, match=r"no train frames in .*: no frame has everything the mode needs \(neighbours -9, \+9\)"):
         FolderDataset.split_lines(empty, "train", (0, -1, 1))

@@ -7,10 +7,11 @@ import math
 import pytest
 import torch
 
+from mldanet.data.kitti import NORMALISED_K
 from mldanet.geometry import scale_intrinsics
 from mldanet.losses.hints import INVALID_PENALTY, hint_error, hint_loss, hint_mask
 
-K_NORM = torch.tensor([[0.58, 0, 0.5, 0], [0, 1.92, 0.5, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])
+K_NORM = torch.from_numpy(NORMALISED_K).float()
 
 
 def stereo_pair(height: int = 8, width: int = 32, shift: int = 3):

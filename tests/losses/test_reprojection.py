@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mldanet.data.kitti import NORMALISED_K
 from mldanet.geometry import pose_to_matrix, scale_intrinsics, warp
 from mldanet.losses.photometric import photometric_error
 from mldanet.losses.reprojection import TIE_NOISE, add_tie_noise, masked_mean, min_reprojection
 
-K_NORM = torch.tensor([[0.58, 0, 0.5, 0], [0, 1.92, 0.5, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])
+K_NORM = torch.from_numpy(NORMALISED_K).float()
 
 
 def test_min_reprojection_picks_the_smallest_error_and_masks_where_identity_wins():

@@ -51,7 +51,7 @@ def test_a_registered_term_joins_the_total():
         means = [float(disps[s].detach().mean()) for s in sorted(disps)]
         eq12 = sum(2.0 ** -(i + 1) / len(means) * v for i, v in enumerate(means))
         assert float(after.terms["mean_disparity"]) == pytest.approx(eq12, rel=1e-6)
-        assert float(after.total) == pytest.approx(float(before.total) + eq12, rel=1e-6)  # weight 1
+        assert after.total.item() == pytest.approx(before.total.item() + eq12, rel=1e-6)  # weight 1
         with pytest.raises(ValueError, match="already registered"):
             register_loss_term("mean_disparity")(mean_disparity)
     finally:

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 import mldanet.losses.hints as hints_module
 import mldanet.losses.total as total_module
 from mldanet.config import LossConfig
+from mldanet.data.kitti import NORMALISED_K
 from mldanet.geometry import disp_to_depth, pose_to_matrix, scale_intrinsics, warp
 from mldanet.losses import build_loss_weighting, compute_losses, compute_losses_with_maps
 from mldanet.losses.photometric import photometric_error
@@ -16,7 +17,7 @@ from mldanet.losses.reprojection import add_tie_noise
 from mldanet.losses.smoothness import edge_aware_smoothness
 from mldanet.types import Batch
 
-K_NORM = torch.tensor([[0.58, 0, 0.5, 0], [0, 1.92, 0.5, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]])
+K_NORM = torch.from_numpy(NORMALISED_K).float()
 SCALES = (0, 1, 2, 3)
 
 

@@ -125,6 +125,16 @@ def test_checkpoints_from_before_the_attention_forms_load_with_the_forms_they_us
     assert tuple(getattr(today.model, key) for key in forms) == ("cosine", "residual", "group")
 
 
+def test_checkpoints_from_before_the_depth_range_moved_keep_theirs():
+    """min_depth/max_depth were loss keys; a checkpoint (or YAML) of that time keeps its range."""
+    old = Config().to_dict()
+    del old["model"]["min_depth"], old["model"]["max_depth"]
+    old["loss"].update(min_depth=0.5, max_depth=50.0)
+    config = checkpoint_config({"config": old, "scheduler": {"kind": "step", "step": 3}})
+    assert (config.model.min_depth, config.model.max_depth) == (0.5, 50.0)
+    assert "min_depth" not in config.to_dict()["loss"]
+
+
 @pytest.mark.parametrize("mmap", [False, True])
 @pytest.mark.parametrize(
     ("content", "message"),

@@ -206,8 +206,8 @@ class FolderDataset(FrameDataset):
             raise ValueError(
                 f"no {which} frames in {root}: "
                 + ("no sequence folder holds frames (.jpg, .jpeg, .png)" if not find_sequences(root) else
-                   f"no frame has all the neighbours mode needs (frame ids {', '.join(map(str, frame_ids))}, "
-                   f"frame step {data.frame_step})" + (f", or data.val_every={data.val_every} holds none out" if which != "train" else ""))
+                   f"no frame has everything the mode needs (neighbours {', '.join(f'{int(f) * data.frame_step:+d}' for f in frame_ids if f not in (0, STEREO)) or 'none'}"
+                   + (f", its right image in <sequence>/{RIGHT_FOLDER}/" if STEREO in frame_ids else "") + ")" + (f", or data.val_every={data.val_every} holds none out" if which != "train" else ""))
                 + "; `mldanet check-data` says more"
             )
         return lines, f"{root / SPLITS_FOLDER / SPLIT_FILES[which]} (generated: every {data.val_every}th target to val)"

@@ -233,8 +233,12 @@ def _init_worker(seed: int, atlas: textures.Atlas) -> None:
     textures.install_atlas(seed, atlas)
 
 
-def _check(drives: int, frames: int, seed: int, width: int, height: int, workers: int, img_ext: str) -> None:
-    if drives < 2:
+def _check(drives: int, frames: int, seed: int, width: int, height: int, workers: int, img_ext: str, layout: str) -> None:
+    if layout not in LAYOUTS:
+        raise ValueError(f"--layout {layout!r}: must be one of {', '.join(LAYOUTS)}")
+    if drives < 1:
+        raise ValueError(f"--drives {drives}: need at least 1")
+    if drives < 2 and layout == "kitti":
         raise ValueError(f"--drives {drives}: need at least 2 (training drives plus one held-out test drive)")
     if frames < 3:
         raise ValueError(f"--frames {frames}: need at least 3 (split lines need both temporal neighbours)")
@@ -299,9 +303,7 @@ def write_synthetic_drives(
     run recorded in ``out_dir/synth_info.json`` are replaced.
     """
     workers = default_workers() if workers is None else workers
-    _check(drives, frames, seed, width, height, workers, img_ext)
-    if layout not in LAYOUTS:
-        raise ValueError(f"--layout {layout!r}: must be one of {', '.join(LAYOUTS)}")
+    _check(drives, frames, seed, width, height, workers, img_ext, layout)
     began = time.perf_counter()
     root = Path(out_dir)
     _remove_previous_output(root)
