@@ -146,7 +146,7 @@ def gpu_rows() -> list[dict]:
     from mldanet.config import load_preset, preset_names
 
     rows = []
-    for name in preset_names():
+    for name in (n for n in preset_names() if not n.startswith("demo")):  # the paper's rows
         config = load_preset(name)
         config.train.amp, config.train.device, config.model.weights_init = "bf16", "cuda", "scratch"
         config.train.out = tempfile.mkdtemp()

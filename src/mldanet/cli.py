@@ -12,17 +12,17 @@ import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("mldanet.commands.train", "train MLDA-Net (M, S or MS; presets, YAML, overrides; torchrun DDP)"),
-    "evaluate": ("mldanet.commands.evaluate", "KITTI Eigen evaluation (7 metrics) of a checkpoint or of disparities"),
+    "evaluate": ("mldanet.commands.evaluate", "the 7 depth metrics of a checkpoint (KITTI Eigen, or your folder's depth maps) or of disparities"),
     "predict": ("mldanet.commands.predict", "depth for images, folders and videos (.npy and colour-mapped .png)"),
     "export-gt": ("mldanet.commands.export_gt", "ground-truth depth from Velodyne scans into gt_depths.npz"),
     "hints": ("mldanet.commands.hints", "precompute fused-SGM depth hints (parallel, resumable)"),
     "splits": ("mldanet.commands.splits", "list or download the KITTI split files"),
     "check-data": ("mldanet.commands.check_data", "check a folder of your own sequences before training on it"),
     "frames": ("mldanet.commands.frames", "extract a video's frames into a sequence folder (--dataset folder)"),
-    "synth": ("mldanet.commands.synth", "render a synthetic drive in the KITTI raw layout"),
+    "synth": ("mldanet.commands.synth", "render synthetic drives (KITTI raw layout, or the folder layout of --dataset folder)"),
     "demo": ("mldanet.commands.demo", "synth -> hints -> train -> evaluate -> predict -> report, on a CPU in minutes"),
     "export-onnx": ("mldanet.commands.export_onnx", "export the depth network to ONNX, checked against PyTorch"),
-    "presets": ("mldanet.commands.presets", "list the training presets (one per row of the paper's table)"),
+    "presets": ("mldanet.commands.presets", "list the training presets (the paper's table rows and the demo's recipe)"),
 }
 
 

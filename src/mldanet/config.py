@@ -38,7 +38,7 @@ MODES: tuple[str, ...] = typing.get_args(Mode)
 
 @dataclass
 class ModelConfig:
-    backbone: str = "resnet18"  # resnet18 | resnet50 | a registered backbone (models/weights.py)
+    backbone: str = "resnet18"  # resnet18 | resnet50 | a registered backbone (models/encoder.py)
     variant: Variant = "mlda"
     decoder_attention: bool = True  # channel attention in the decoder (docs/METHOD.md §5, step 2)
     attention_affinity: Affinity = "cosine"  # models/attention.py ChannelAttention

@@ -209,8 +209,11 @@ def evaluate_on_test(net: torch.nn.Module, data: DemoData, recipe: Config) -> tu
         img_ext=recipe.data.img_ext,
     )
     test_set = build_dataset(test_data, data.test_lines, (0,), train=False, source=data.splits_dir / DEMO_SPLIT)
-    disps = predict_disparities(net.eval(), test_set, batch_size=8, device="cpu")
-    result = evaluate_disparities(list(disps), data.gt_test, scaling="stereo")
+    disps = predict_disparities(
+        net.eval(), test_set, batch_size=8, device="cpu", min_depth=recipe.model.min_depth,
+        max_depth=recipe.model.max_depth,
+    )
+    result = evaluate_disparities(list(disps), data.gt_test, scaling="stereo", stereo_factor=recipe.depth_scale)
     return {k: float(v) for k, v in result.metrics.items()}, disps
 
 

@@ -1,9 +1,9 @@
-"""``mldanet predict``: depth for image files, folders (recursive) and videos.
+"""Depth for image files, folders (recursive) and videos (what ``mldanet predict`` runs).
 
 For every frame ``NAME`` three files are written under ``--out``:
 
 * ``NAME_disp.npy``:  float32 scaled disparity (training units, ``disp_to_depth``'s range),
-* ``NAME_depth.npy``: float32 depth; metres (5.4 / disparity) for stereo-trained models (S, MS),
+* ``NAME_depth.npy``: float32 depth; metres (baseline/0.1 / disparity: 5.4 / disparity on KITTI) for stereo-trained models (S, MS),
   relative depth (1 / disparity, unknown scale) for monocular ones (M),
 * ``NAME_depth.png``: the depth as a picture: inverse depth colour-mapped with magma from 0 to its
   95th percentile, so near is bright and far is dark (monodepth2's pictures look the same).

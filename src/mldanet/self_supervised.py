@@ -40,13 +40,13 @@ def sample_noise_seeds(seed: int, epoch: int, index: Tensor) -> Tensor:
 class SelfSupervisedDepth(nn.Module):
     """MLDA-Net (or the baseline) with its pose network and losses, as ``config`` describes.
 
-    ``pretrained`` networks load ImageNet weights (``model.weights_init``: "pretrained", "scratch"
-    or a torchvision state dict); ``init_heads`` applies ``model.init_depth`` (a new run; a
-    checkpoint's weights replace it anyway). ``autocast_dtype`` (set by the trainer on CUDA)
+    The networks start from ``model.weights_init`` ("pretrained": ImageNet, "scratch", or a
+    torchvision state dict) and the heads at ``model.init_depth`` when set (a resumed run's
+    checkpoint replaces both). ``autocast_dtype`` (set by the trainer on CUDA)
     runs the networks in bf16/fp16; the losses always run in float32.
     """
 
-    def __init__(self, config: Config, init_heads: bool = True) -> None:
+    def __init__(self, config: Config) -> None:
         super().__init__()
         self.config = config
         model = config.model
@@ -55,7 +55,7 @@ class SelfSupervisedDepth(nn.Module):
         self.frame_ids: tuple[FrameId, ...] = config.train.frame_ids
         self.temporal = [f for f in self.frame_ids if f != 0 and f != STEREO]
         self.depth_net = depth_net_from_config(model, pretrained, weights_path)
-        if init_heads and model.init_depth:
+        if model.init_depth:
             self.depth_net.init_head_bias(depth_to_sigmoid_logit(model.init_depth, model.min_depth, model.max_depth))
         self.pose_net = build_pose_net(pretrained=pretrained, weights_path=weights_path) if self.temporal else None
         self.weighting = build_loss_weighting(config.loss)

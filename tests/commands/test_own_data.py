@@ -40,23 +40,27 @@ def test_check_data_says_what_it_found(own_data, capsys):
     assert f"ready: mldanet train --dataset folder --data-path {data} --intrinsics {camera} --mode MS" in out
 
 
-@pytest.mark.parametrize("mode", ["M", "MS"])
-def test_train_then_evaluate(own_data, tmp_path, capsys, mode):
+@pytest.mark.parametrize("mode", ["M", "S", "MS"])
+def test_train_then_evaluate(own_data, tmp_path, capsys, caplog, mode):
     data, camera = own_data
     run = tmp_path / "run"
     args = ["train", "--dataset", "folder", "--data-path", str(data), "--intrinsics", str(camera), "--mode", mode,
-            "--max-steps", "3", "--out", str(run), "--set", "loss.use_hints=false", *COMMON]
+            "--max-steps", "3", "--out", str(run), *COMMON]
     assert cli.main(args) == 0
+    if "S" in mode:  # the one-command promise: hints are on by default, folders have none
+        assert "the folder dataset has no depth hints: training without them" in caplog.text
+        assert "use_hints: false" in (run / "config.yaml").read_text()
     validation = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("validation:"))
     abs_rel = float(validation.split("abs_rel ")[1].split(",")[0])
-    assert cli.main(["evaluate", "--checkpoint", str(run), "--dataset", "folder", "--data-path", str(data),
+    # --dataset comes from the checkpoint
+    assert cli.main(["evaluate", "--checkpoint", str(run), "--data-path", str(data),
                      "--num-workers", "0", "--json", str(tmp_path / "eval.json")]) == 0
     result = json.loads((tmp_path / "eval.json").read_text())
     # the frames training held out, scored against the depth maps: what validation measured
     assert result["count"] == 2 and result["gt"] == "depth maps" and result["eigen_crop"] is False
     assert result["scaling"] == ("median" if mode == "M" else "stereo")
     assert result["metrics"]["abs_rel"] == pytest.approx(abs_rel, abs=5e-5)
-    if mode == "MS":
+    if mode != "M":
         assert result["stereo_factor"] == 5.4
     assert cli.main(["predict", "--checkpoint", str(run), str(data / "drive_0001" / "0000000005.jpg"),
                      "--out", str(tmp_path / "pred")]) == 0
@@ -82,9 +86,39 @@ def test_mistakes_are_one_line(own_data, tmp_path, capsys):
     base = ["train", "--dataset", "folder", "--data-path", str(data), "--out", str(tmp_path / "r"), *COMMON]
     assert cli.main([*base, "--mode", "M"]) == 2
     assert "no camera for sequence" in capsys.readouterr().err
-    assert cli.main([*base, "--intrinsics", str(camera), "--mode", "MS"]) == 2
-    assert "no hints directory" in capsys.readouterr().err
     assert cli.main([*base, "--intrinsics", str(camera), "--mode", "M", "--frame-step", "0"]) == 2
     assert "data.frame_step=0 must be at least 1" in capsys.readouterr().err
     assert cli.main(["train", "--dataset", "nope", "--data-path", str(data)]) == 2
     assert "data.dataset='nope' is not one of" in capsys.readouterr().err
+
+
+def test_depth_maps_for_some_frames_only(own_data, tmp_path, capsys, caplog):
+    """Validation scores the held-out frames that have a depth map; evaluate says how many it left out."""
+    data, camera = own_data
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    (copy / "drive_0001" / "depth" / "0000000006.npy").unlink()  # a held-out frame (every 10th target, from the 6th)
+    run = tmp_path / "run"
+    assert cli.main(["train", "--dataset", "folder", "--data-path", str(copy), "--intrinsics", str(camera), "--mode", "M",
+                     "--max-steps", "1", "--out", str(run), *COMMON]) == 0
+    assert "validation: 1 of 2 held-out frames have no ground truth and are left out" in caplog.text
+    assert "abs_rel" in capsys.readouterr().out
+    assert cli.main(["evaluate", "--checkpoint", str(run), "--data-path", str(copy), "--num-workers", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 2 test frames have no depth map and are left out" in out and ": 1 frames, median scaling" in out
+
+
+def test_a_split_line_naming_a_deleted_frame(own_data, tmp_path, capsys):
+    data, camera = own_data
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    (copy / "splits").mkdir()
+    (copy / "splits" / "train_files.txt").write_text(
+        "drive_0001 0000000003.jpg\ndrive_0001 0000000099.jpg\ndrive_0001 0000000004.jpg\n"
+    )
+    base = ["train", "--dataset", "folder", "--data-path", str(copy), "--intrinsics", str(camera), "--mode", "M",
+            "--max-steps", "1", *COMMON, "--set", "train.validate=false"]
+    assert cli.main([*base, "--out", str(tmp_path / "r1")]) == 2
+    assert "line 2: frame" in capsys.readouterr().err
+    assert cli.main([*base, "--out", str(tmp_path / "r2"), "--set", "data.skip_missing=true"]) == 0
+    assert "2 training samples" in capsys.readouterr().out

@@ -105,7 +105,7 @@ def test_frame_step_takes_neighbours_further_away(renders):
     )
     item = folder.items[0]
     assert folder.frame_path(item, -1).name == "0000000002.png" and folder.frame_path(item, 1).name == "0000000006.png"
-    with pytest.raises(ValueError, match=r"line 1: frame .*0000000001.png has no frame -2 \(frame id -1 × frame step 2\)"):
+    with pytest.raises(MissingFilesError, match=r"line 1: frame .*0000000001.png has no frame -2 \(frame id -1 × frame step 2\)"):
         FolderDataset(renders["folder"], ["drive_0001 0000000001.png"], 96, 320, (0, -1, 1), frame_step=2)
 
 
@@ -190,7 +190,9 @@ def test_missing_camera_and_baseline_are_explained(renders, tmp_path):
     ],
 )
 def test_bad_split_lines_name_the_line(renders, line, message):
-    with pytest.raises(ValueError, match=rf"split.txt, line 1: .*{message}"):
+    # a malformed line is a ValueError; a line naming a frame that is not there a MissingFilesError,
+    # which data.skip_missing=true drops
+    with pytest.raises((ValueError, MissingFilesError), match=rf"split.txt, line 1: .*{message}"):
         FolderDataset(renders["folder"], [line], 96, 320, (0, -1, 1), source="split.txt")
 
 
@@ -227,3 +229,25 @@ def test_build_dataset_from_config_generates_the_split(renders):
     empty = DataConfig(dataset="folder", data_path=str(renders["folder"]), frame_step=9)
     with pytest.raises(ValueError, match=r"no train frames in .*: no frame has everything the mode needs \(neighbours -9, \+9\)"):
         FolderDataset.split_lines(empty, "train", (0, -1, 1))
+
+
+def test_synth_never_writes_into_a_users_folder(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "camera.yaml").write_text("K: my camera\n")
+    with pytest.raises(FileExistsError, match="camera.yaml exists and .* is not a synth output"):
+        write_synthetic_drives(tmp_path / "mine", drives=1, frames=3, width=64, height=32, workers=1, progress=False,
+                               layout="folder")
+    assert (tmp_path / "mine" / "camera.yaml").read_text() == "K: my camera\n"
+    again = tmp_path / "synth"
+    for _ in range(2):  # an earlier synth output is replaced
+        write_synthetic_drives(again, drives=1, frames=3, width=64, height=32, workers=1, progress=False, layout="folder")
+    assert sorted(p.name for p in again.iterdir()) == ["camera.yaml", "drive_0001", "synth_info.json"]
+
+
+def test_a_sequence_camera_may_be_json(renders, tmp_path):
+    root = folder_copy(renders, tmp_path)
+    (root / "drive_0002" / "camera.json").write_text(
+        json.dumps({"K": [[64, 0, 160], [0, 64, 48], [0, 0, 1]], "image_size": [320, 96]})
+    )
+    dataset = FolderDataset(root, ["drive_0002 0000000002.png"], 96, 320, (0, -1, 1))
+    assert dataset[0].K[0, 0, 0].item() == pytest.approx(64.0)

@@ -50,7 +50,9 @@ def test_a_folder_with_frames_is_not_overwritten(tmp_path):
     with pytest.raises(FileExistsError, match="already holds frames: give another --out, or --overwrite"):
         extract_frames(video, tmp_path / "seq", every=2, progress=False)
     assert (tmp_path / "seq" / "000000.jpg").read_bytes() == before
-    assert extract_frames(video, tmp_path / "seq", every=2, overwrite=True, progress=False).frames == 6
+    assert extract_frames(video, tmp_path / "seq", every=3, overwrite=True, progress=False).frames == 4
+    # the every-4th frames are gone: left between the new ones they would be false neighbours
+    assert sorted(p.name for p in (tmp_path / "seq").iterdir()) == ["000000.jpg", "000003.jpg", "000006.jpg", "000009.jpg"]
 
 
 def test_bad_videos_are_named(tmp_path):
@@ -66,3 +68,5 @@ def test_bad_videos_are_named(tmp_path):
         extract_frames(video, tmp_path / "out", every=2, fps=3, progress=False)
     with pytest.raises(ValueError, match="--fps -1"):
         extract_frames(video, tmp_path / "out", fps=-1, progress=False)
+    with pytest.raises(ValueError, match="--every 0 must be at least 1"):
+        extract_frames(video, tmp_path / "out", every=0, progress=False)

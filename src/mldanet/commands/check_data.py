@@ -49,6 +49,5 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {path} ({sum(1 for _ in path.open())} lines)")
     print(f"ready: mldanet train --dataset folder --data-path {args.data_path}"
           + (f" --intrinsics {args.intrinsics}" if args.intrinsics else "") + f" --mode {args.mode}"
-          + (f" --frame-step {args.frame_step}" if args.frame_step != 1 else "")
-          + (" --set loss.use_hints=false" if "S" in args.mode else ""))
+          + (f" --frame-step {args.frame_step}" if args.frame_step != 1 else ""))
     return 0

@@ -24,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--checkpoint", help="checkpoint file (or run folder) to evaluate")
     source.add_argument("--pred-disps", help="N×h×w scaled disparities (.npy) instead of a checkpoint; needs --gt and --scaling")
     parser.add_argument("--data-path", help="the dataset's root (with --checkpoint): KITTI raw, or your folder of sequences")
-    parser.add_argument("--dataset", default="kitti",
-                        help="layout of --data-path: kitti (default) or folder (sequences, camera.yaml and depth/ maps: "
+    parser.add_argument("--dataset",
+                        help="layout of --data-path (default: the checkpoint's): kitti or folder (sequences, camera.yaml and depth/ maps: "
                              "the test list, or the frames training held out, scored against the depth maps)")
     parser.add_argument("--intrinsics", help="--dataset folder: the camera file (default: the checkpoint's, else "
                                              "DATA/camera.yaml)")
@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "disparities are of, checked against the lines stored in --gt)")
     parser.add_argument("--gt", help="gt_depths.npz from `mldanet export-gt` (default with --checkpoint: from the Velodyne scans)")
     parser.add_argument("--benchmark-dir", help="KITTI annotated depth maps, for eigen_benchmark without --gt")
-    parser.add_argument("--scaling", choices=SCALINGS, help="default: stereo (×5.4) for S/MS checkpoints, median for M")
+    parser.add_argument("--scaling", choices=SCALINGS,
+                        help="default: stereo (×baseline/0.1, 5.4 on KITTI) for S/MS checkpoints, median for M")
     parser.add_argument("--no-eigen-crop", action="store_true", help="score the whole ground truth, not the Garg/Eigen crop")
     parser.add_argument("--post-process", action="store_true", help="average with the flipped image's prediction (edge-blended)")
     parser.add_argument("--json", help="also write the result to this JSON file (checked writable before evaluating)")
@@ -56,8 +57,12 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--checkpoint needs --data-path (the dataset's root: KITTI raw, or your folder)")
         require_dir(args.data_path, "data path")
         from mldanet.data.base import dataset_class
+        from mldanet.models.checkpoint import read_checkpoint_config
 
+        if args.dataset is None:  # the layout the checkpoint was trained on
+            args.dataset = read_checkpoint_config(args.checkpoint).data.dataset
         dataset_class(args.dataset)
+    args.dataset = args.dataset or "kitti"
     if args.benchmark_dir:
         require_dir(args.benchmark_dir, "benchmark directory")
     if args.pred_disps:
@@ -86,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     elif not kitti:
         from mldanet.data.base import dataset_class
 
-        lines = dataset_class(args.dataset).read_split_file(args.split_file) if args.split_file else None
+        lines = dataset_class(args.dataset).read_split_file(args.split_file, None) if args.split_file else None
         if gt_depths is not None and (lines is None or len(gt_depths) != len(lines)):
             raise ValueError(f"--gt with --dataset {args.dataset} needs the --split-file of its frames, in its order")
         result = evaluate_checkpoint(

@@ -1,4 +1,4 @@
-"""``mldanet synth``: render synthetic drives in the KITTI raw layout (see :mod:`mldanet.synth.writer`)."""
+"""``mldanet synth``: render synthetic drives, KITTI raw or folder layout (see :mod:`mldanet.synth.writer`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from mldanet.synth.writer import IMAGE_EXTENSIONS, LAYOUTS, default_workers, wri
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, required=True, help="root folder of the KITTI-layout output")
+    parser.add_argument("--out", type=Path, required=True, help="root folder of the output (a folder-layout --out must be new, empty or an earlier synth output)")
     parser.add_argument("--drives", type=int, default=4,
                         help="number of drives; the last is held out for testing (default 4)")
     parser.add_argument("--frames", type=int, default=120, help="stereo frames per drive (default 120)")

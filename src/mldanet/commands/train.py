@@ -231,11 +231,15 @@ def remove_previous_run(out: Path) -> list[str]:
 
 
 def check_paths(config: Config) -> None:
-    """The data path is a folder and the run folder can be written, before any work (an empty
-    data path is build_datasets' to explain)."""
+    """The data path is a folder, the backbone exists and the run folder can be written, before any
+    work (an empty data path is build_datasets' to explain)."""
+    from mldanet.models.encoder import BACKBONES, backbone_names
+
+    if config.model.backbone not in BACKBONES:
+        raise ValueError(f"model.backbone={config.model.backbone!r} is not one of {', '.join(backbone_names())}")
     if config.data.data_path:
         require_dir(config.data.data_path, "data path")
-    if config.data.hints_dir and config.loss.use_hints:
+    if config.data.hints_dir and config.uses_hints:
         require_dir(config.data.hints_dir, "hints folder (--hints-dir)")
     require_writable_dir(config.train.out, "run folder (--out)")
 

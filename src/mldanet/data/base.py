@@ -136,6 +136,7 @@ class FrameDataset(Dataset):
     name: ClassVar[str] = ""
     eigen_crop: ClassVar[bool] = False  # score validation inside the Garg/Eigen crop (KITTI's protocol)
     folder_kind: ClassVar[str] = "sequence folder"  # what errors call the folder a line names
+    has_hints: ClassVar[bool] = False  # whether `mldanet hints` computes depth hints for this layout
     stereo_baseline: float = 0.0  # metres between the cameras of a stereo pair (the metric scale of S/MS); 0: none
 
     def __init__(
@@ -184,7 +185,14 @@ class FrameDataset(Dataset):
         self.skipped: list[str] = []
         first_missing: tuple[Path, int, str, Item] | None = None
         for lineno, line in enumerate(lines, start=1):
-            item = self.parse_line(line, source, lineno)
+            try:
+                item = self.parse_line(line, source, lineno)
+            except MissingFilesError as error:  # a line naming a frame that is not there
+                if not skip_missing:
+                    raise
+                logger.warning("%s", error)
+                self.skipped.append(line.strip())
+                continue
             folder = self.root / item[0]
             absent = folder if not folder.is_dir() else next((p for p in self.required_files(item) if not exists(p)), None)
             if absent is None:
@@ -224,14 +232,14 @@ class FrameDataset(Dataset):
         raise NotImplementedError
 
     @classmethod
-    def read_split_file(cls, path: str | Path) -> list[str]:
+    def read_split_file(cls, path: str | Path, data: DataConfig) -> list[str]:
         """The lines of a split file (``--split-file``); their format is checked by :meth:`parse_line`."""
         return read_lines_file(path, check=None)
 
     @classmethod
-    def has_ground_truth(cls, data: DataConfig) -> bool:
-        """Whether the data has depth to validate against (validation without it logs the reprojection error only)."""
-        return True
+    def lines_with_ground_truth(cls, data: DataConfig, lines: list[str]) -> list[str]:
+        """The lines whose frames have ground truth to validate against (all: a missing file is an error)."""
+        return lines
 
     @classmethod
     def options(cls, data: DataConfig) -> dict[str, object]:

@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from mldanet.config import read_yaml_file
-from mldanet.data.base import FrameDataset, Item, register_dataset
+from mldanet.data.base import FrameDataset, Item, MissingFilesError, register_dataset
 from mldanet.data.images import read_image_size
 from mldanet.data.npy import load_npy
 from mldanet.data.splits import SPLIT_FILES, read_lines_file
@@ -46,6 +46,7 @@ from mldanet.types import STEREO, FrameId
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 CAMERA_FILE = "camera.yaml"
+CAMERA_FILES = (CAMERA_FILE, "camera.json")  # a sequence's own camera, in either format
 RIGHT_FOLDER = "right"
 DEPTH_FOLDER = "depth"
 SPLITS_FOLDER = "splits"
@@ -135,8 +136,8 @@ def find_sequences(root: Path) -> dict[str, list[str]]:
 
 def camera_file_for(root: Path, sequence: str, intrinsics: str | Path = "") -> Path:
     """The camera file of ``sequence``: its own ``camera.yaml``, else ``intrinsics``, else ``root/camera.yaml``."""
-    own = root / sequence / CAMERA_FILE
-    if own.is_file():
+    own = next((root / sequence / name for name in CAMERA_FILES if (root / sequence / name).is_file()), None)
+    if own is not None:
         return own
     shared = Path(intrinsics) if intrinsics else root / CAMERA_FILE
     if not shared.is_file():
@@ -191,9 +192,18 @@ class FolderDataset(FrameDataset):
         return {"intrinsics": data.intrinsics}
 
     @classmethod
-    def has_ground_truth(cls, data) -> bool:
+    def lines_with_ground_truth(cls, data, lines: list[str]) -> list[str]:
+        """The lines whose frame has a depth map (``<sequence>/depth/<stem>.npy|.png``)."""
         root = Path(data.data_path)
-        return any((root / sequence / DEPTH_FOLDER).is_dir() for sequence in find_sequences(root))
+
+        def has_depth(line: str) -> bool:
+            parts = line.split()
+            if len(parts) != 2:
+                return False  # parse_line names the malformed line
+            folder, stem = root / parts[0] / DEPTH_FOLDER, Path(parts[1]).stem
+            return (folder / f"{stem}.npy").is_file() or (folder / f"{stem}.png").is_file()
+
+        return [line for line in lines if has_depth(line)]
 
     @classmethod
     def split_lines(cls, data, which: str, frame_ids: tuple[FrameId, ...]) -> tuple[list[str], str | Path]:
@@ -202,12 +212,13 @@ class FolderDataset(FrameDataset):
         if path.is_file():
             return read_lines_file(path, check=None), path
         lines = generate_split(root, frame_ids, data.frame_step, data.val_every)[which]
-        if not lines:
+        if not lines and which == "train":
+            stereo = f", its right image in <sequence>/{RIGHT_FOLDER}/" if STEREO in frame_ids else ""
+            offsets = ", ".join(f"{int(f) * data.frame_step:+d}" for f in frame_ids if f not in (0, STEREO)) or "none"
             raise ValueError(
-                f"no {which} frames in {root}: "
-                + ("no sequence folder holds frames (.jpg, .jpeg, .png)" if not find_sequences(root) else
-                   f"no frame has everything the mode needs (neighbours {', '.join(f'{int(f) * data.frame_step:+d}' for f in frame_ids if f not in (0, STEREO)) or 'none'}"
-                   + (f", its right image in <sequence>/{RIGHT_FOLDER}/" if STEREO in frame_ids else "") + ")" + (f", or data.val_every={data.val_every} holds none out" if which != "train" else ""))
+                f"no train frames in {root}: "
+                + ("no sequence folder holds frames (.jpg, .jpeg, .png)" if not find_sequences(root)
+                   else f"no frame has everything the mode needs (neighbours {offsets}{stereo})")
                 + "; `mldanet check-data` says more"
             )
         return lines, f"{root / SPLITS_FOLDER / SPLIT_FILES[which]} (generated: every {data.val_every}th target to val)"
@@ -250,10 +261,10 @@ class FolderDataset(FrameDataset):
             )
         position = self.positions[sequence].get(name)
         if position is None:
-            raise ValueError(f"{source}, line {lineno}: frame {self.root / sequence / name} not found")
+            raise MissingFilesError(f"{source}, line {lineno}: frame {self.root / sequence / name} not found")
         for frame_id in self.frame_ids:
             if frame_id != STEREO and not 0 <= position + self.offset(frame_id) < len(self.sequences[sequence]):
-                raise ValueError(
+                raise MissingFilesError(
                     f"{source}, line {lineno}: frame {self.root / sequence / name} has no frame {self.offset(frame_id):+d} "
                     f"(frame id {frame_id} × frame step {self.frame_step}) in its sequence of {len(self.sequences[sequence])}"
                 )

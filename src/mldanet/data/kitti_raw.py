@@ -26,6 +26,7 @@ class KittiRawDataset(FrameDataset):
     """KITTI raw samples; lines ``<date>/<drive folder> <frame> <l|r>`` (both cameras are targets)."""
 
     eigen_crop = True
+    has_hints = True
     folder_kind = "drive folder"
     stereo_baseline = BASELINE
 
@@ -35,8 +36,9 @@ class KittiRawDataset(FrameDataset):
         return read_lines_file(path), path
 
     @classmethod
-    def read_split_file(cls, path: str | Path) -> list[str]:
-        return read_lines_file(path)  # every line checked now, before any image is looked for
+    def read_split_file(cls, path: str | Path, data) -> list[str]:
+        # a split name or a file; every line checked now, before any image is looked for
+        return read_lines_file(resolve_split_path(path, "train", data.splits_dir or None))
 
     def parse_line(self, line: str, source: str | Path, lineno: int) -> Item:
         return parse_split_line(line, source, lineno)

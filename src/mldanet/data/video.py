@@ -82,8 +82,8 @@ def extract_frames(
 ) -> Extraction:
     """Write every ``every``-th frame of ``video`` (or ``fps`` frames a second) to ``out_dir/<frame number>.jpg``.
 
-    A folder that already holds frames is refused unless ``overwrite`` (which replaces only the
-    names this extraction writes).
+    A folder that already holds frames is refused unless ``overwrite``, which removes them first
+    (frames of another rate left between the new ones would be false neighbours).
     """
     video = require_file(video, "video")
     if every is not None and fps is not None:
@@ -99,13 +99,15 @@ def extract_frames(
         if not video_fps > 0:
             raise ValueError(f"the video {video} does not say its frame rate: give --every N instead of --fps")
         every = max(1, round(video_fps / fps))
-    every = every or 1
+    every = 1 if every is None else every
     if every < 1:
         raise ValueError(f"--every {every} must be at least 1")
     out = require_writable_dir(out_dir, "output folder")
-    if not overwrite and out.is_dir() and any(p.suffix.lower() in (".jpg", ".jpeg", ".png") for p in out.iterdir()):
+    existing = [p for p in out.iterdir() if p.is_file() and p.suffix.lower() in (".jpg", ".jpeg", ".png")]
+    if existing and not overwrite:
         raise FileExistsError(f"{out} already holds frames: give another --out, or --overwrite")
-    out.mkdir(parents=True, exist_ok=True)
+    for path in existing:  # frames of another rate left between the new ones would be false neighbours
+        path.unlink()
     total = math.ceil(video_frame_count(video) / every) or None
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if img_ext == ".jpg" else []
     written, size = 0, (0, 0)

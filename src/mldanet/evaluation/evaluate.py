@@ -4,8 +4,9 @@ Two sources of predictions:
 
 * ``--checkpoint CKPT --data-path ROOT --split eigen``: the network runs on the split's test
   frames at the resolution it was trained at; ground truth comes from ``--gt gt_depths.npz``
-  (``mldanet export-gt``) or, without it, from the Velodyne scans on the fly. The checkpoint's
-  training mode picks the scaling (S/MS: stereo ×5.4, M: median) unless ``--scaling`` says.
+  (``mldanet export-gt``) or, without it, from the Velodyne scans on the fly (a folder dataset:
+  its depth maps). The checkpoint's training mode picks the scaling (S/MS: stereo ×baseline/0.1,
+  5.4 on KITTI; M: median) unless ``--scaling`` says.
 * ``--pred-disps FILE.npy --gt gt_depths.npz --scaling {median,stereo}``: N×h×w scaled
   disparities (monodepth2's ``--ext_disp_to_eval``), in the ground truth's order.
 

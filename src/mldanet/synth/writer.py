@@ -306,6 +306,13 @@ def write_synthetic_drives(
     _check(drives, frames, seed, width, height, workers, img_ext, layout)
     began = time.perf_counter()
     root = Path(out_dir)
+    if layout == "folder" and not (root / "synth_info.json").is_file():
+        theirs = [root / "camera.yaml"] + [root / sequence_folder(d) for d in range(drives)]
+        taken = next((path for path in theirs if path.exists()), None)
+        if taken is not None:
+            raise FileExistsError(
+                f"{taken} exists and {root} is not a synth output (no synth_info.json): give an empty or new --out"
+            )
     _remove_previous_output(root)
     date_dir = root / DATE
     if layout == "folder":

@@ -1,1 +1,1 @@
-"""Training: the trainer, checkpoints, schedules and the ``train`` command."""
+"""Training: the trainer (loop, optimiser, AMP, DDP, logging), checkpoint writing, schedules, the collapse monitor."""

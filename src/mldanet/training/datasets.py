@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+
 from mldanet.config import Config
 from mldanet.data.base import FrameDataset, build_dataset, dataset_class
 from mldanet.paths import require_dir
 from mldanet.types import STEREO
+
+logger = logging.getLogger(__name__)
 
 
 def build_datasets(config: Config, split_file: str | None = None) -> tuple[FrameDataset, FrameDataset | None]:
     """Train and val datasets from ``config.data``; ``split_file`` replaces the split's train list.
 
     A stereo run records its rig's baseline in ``config.data.baseline`` (the metric scale that
-    evaluation, prediction and export read from the checkpoint).
+    evaluation, prediction and export read from the checkpoint). A dataset without depth hints
+    (a folder) turns ``loss.use_hints`` off, saying so, so that the saved config says what ran.
+    Validation scores the held-out frames that have ground truth (a folder may have depth maps for
+    some frames only); without any, it logs the reprojection error alone.
     """
     data = config.data
     cls = dataset_class(data.dataset)
@@ -21,6 +28,9 @@ def build_datasets(config: Config, split_file: str | None = None) -> tuple[Frame
     require_dir(data.data_path, "data path")  # before the split, whose errors would hide this one
     frame_ids = config.train.frame_ids
     stereo = STEREO in frame_ids
+    if config.uses_hints and not cls.has_hints:
+        logger.warning("the %s dataset has no depth hints: training without them (loss.use_hints=false)", cls.name)
+        config.loss.use_hints = False
     if config.uses_hints and not data.hints_dir:
         raise ValueError(
             "depth hints are on (loss.use_hints=true) but no hints directory was given: "
@@ -29,7 +39,7 @@ def build_datasets(config: Config, split_file: str | None = None) -> tuple[Frame
     hints_dir = data.hints_dir if config.uses_hints else None
     if split_file:
         train_path = split_file
-        train_lines = cls.read_split_file(split_file)
+        train_lines = cls.read_split_file(split_file, data)
     else:
         train_lines, train_path = cls.split_lines(data, "train", frame_ids)
     train_set = build_dataset(
@@ -41,14 +51,20 @@ def build_datasets(config: Config, split_file: str | None = None) -> tuple[Frame
     if config.train.validate and split_file is None:
         try:
             val_lines, val_path = cls.split_lines(data, "val", frame_ids)
-        except (FileNotFoundError, ValueError):
-            val_lines = None
+        except FileNotFoundError:  # a split without a val list
+            val_lines = []
         if val_lines:
             # validation scores depth against the ground truth and logs the reprojection error,
             # neither of which uses hints: `mldanet hints` need not have run on its lines
+            scored = cls.lines_with_ground_truth(data, val_lines)
+            if scored and len(scored) < len(val_lines):
+                logger.warning(
+                    "validation: %d of %d held-out frames have no ground truth and are left out",
+                    len(val_lines) - len(scored), len(val_lines),
+                )
             try:
                 val_set = build_dataset(
-                    data, val_lines, frame_ids, train=False, source=val_path, load_gt=cls.has_ground_truth(data),
+                    data, scored or val_lines, frame_ids, train=False, source=val_path, load_gt=bool(scored),
                     seed=config.train.seed,
                 )
             except ValueError as error:  # every line skipped: the training split may still be whole
