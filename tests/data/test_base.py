@@ -70,3 +70,13 @@ def test_build_dataset_names_a_missing_data_path():
         build_dataset(DataConfig(dataset="folder"), [], (0,), train=False, source="x")
     with pytest.raises(FileNotFoundError, match="data path"):
         build_dataset(DataConfig(dataset="kitti", data_path=str(Path("/nonexistent/x"))), [], (0,), train=False, source="x")
+
+
+@pytest.mark.parametrize("name", dataset_names())
+def test_every_registered_dataset_implements_the_interface(name):
+    cls = dataset_class(name)
+    assert cls.name == name and issubclass(cls, FrameDataset)
+    for method in ("parse_line", "frame_path", "normalised_K", "ground_truth_files", "ground_truth", "split_lines"):
+        defined_by = next(klass for klass in cls.__mro__ if method in klass.__dict__)
+        assert defined_by is not FrameDataset, f"{name} does not implement {method}"
+    assert cls.has_hints == (name == "kitti")  # `mldanet hints` writes KITTI's layout only

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from mldanet.config import MODES, TrainConfig
+from mldanet.config import MODES, DataConfig, TrainConfig
 from mldanet.data.check import STATIC_THRESHOLD, check_folder, write_splits
 
 
@@ -21,9 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "image_size: [width, height], and for S/MS baseline: metres")
     parser.add_argument("--mode", choices=MODES, default="M",
                         help="what you will train: M needs neighbours, S right images, MS both (default M)")
-    parser.add_argument("--frame-step", type=int, default=1, help="neighbours this many frames away (default 1)")
-    parser.add_argument("--val-every", type=int, default=10,
-                        help="generated splits: every N-th usable frame goes to val and test (default 10)")
+    defaults = DataConfig()
+    parser.add_argument("--frame-step", type=int, default=defaults.frame_step,
+                        help=f"neighbours this many frames away (default {defaults.frame_step})")
+    parser.add_argument("--val-every", type=int, default=defaults.val_every,
+                        help=f"generated splits: every N-th usable frame goes to val and test (default {defaults.val_every})")
     parser.add_argument("--write-splits", action="store_true",
                         help=f"write DATA/splits/{{train,val,test}}_files.txt without the static frames (the picture "
                              f"changes by less than {STATIC_THRESHOLD:g} grey levels to the next neighbour)")

@@ -15,9 +15,10 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from mldanet.config import ModelConfig
+from mldanet.device import resolve_device
 from mldanet.evaluation.protocol import post_process_disparity
 from mldanet.geometry import disp_to_depth
-from mldanet.device import resolve_device
 from mldanet.types import Batch, Sample
 
 
@@ -70,8 +71,8 @@ def predict_disparities(
     device: str = "cpu",
     post_process: bool = False,
     progress: bool = True,
-    min_depth: float = 0.1,
-    max_depth: float = 100.0,
+    min_depth: float = ModelConfig.min_depth,
+    max_depth: float = ModelConfig.max_depth,
 ) -> np.ndarray:
     """Scaled scale-0 disparities (N×h×w float32) for N images in [0, 1].
 

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mldanet.config import LossConfig
+from mldanet.config import LossConfig, ModelConfig
 from mldanet.geometry import disp_to_depth, warp
 from mldanet.losses.hints import hint_error, hint_mask
 from mldanet.losses.photometric import photometric_error
@@ -41,7 +41,7 @@ from mldanet.losses.terms import LOSS_TERMS, ScaleInputs
 from mldanet.losses.weighting import LossWeighting, multiscale_sum
 from mldanet.types import STEREO, Batch, FrameId, LossResult
 
-DEPTH_RANGE = (0.1, 100.0)  # ModelConfig's defaults: monodepth2's range in training units
+DEPTH_RANGE = (ModelConfig.min_depth, ModelConfig.max_depth)  # monodepth2's range in training units
 
 
 @dataclass
