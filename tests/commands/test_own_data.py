@@ -88,8 +88,9 @@ def test_mistakes_are_one_line(own_data, tmp_path, capsys):
     assert "no camera for sequence" in capsys.readouterr().err
     assert cli.main([*base, "--intrinsics", str(camera), "--mode", "M", "--frame-step", "0"]) == 2
     assert "data.frame_step=0 must be at least 1" in capsys.readouterr().err
-    assert cli.main(["train", "--dataset", "nope", "--data-path", str(data)]) == 2
+    assert cli.main(["train", "--dataset", "nope", "--data-path", str(data), "--out", str(tmp_path / "r6")]) == 2
     assert "data.dataset='nope' is not one of" in capsys.readouterr().err
+    assert not (tmp_path / "r6").exists()  # refused before the run folder is made
 
 
 def test_depth_maps_for_some_frames_only(own_data, tmp_path, capsys, caplog):

@@ -233,8 +233,10 @@ def remove_previous_run(out: Path) -> list[str]:
 def check_paths(config: Config) -> None:
     """The data path is a folder, the backbone exists and the run folder can be written, before any
     work (an empty data path is build_datasets' to explain)."""
+    from mldanet.data.base import dataset_class
     from mldanet.models.encoder import BACKBONES, backbone_names
 
+    dataset_class(config.data.dataset)
     if config.model.backbone not in BACKBONES:
         raise ValueError(f"model.backbone={config.model.backbone!r} is not one of {', '.join(backbone_names())}")
     if config.data.data_path:
