@@ -4,8 +4,9 @@
 
 Writes ``mldanet synth --layout folder`` drives (4 × 100 frames, 640×192, like the demo's), then
 runs ``check-data``, ``train --dataset folder`` (the demo's recipe: from scratch, 192×64, batch 4,
-lr 5e-4 with warm-up and cosine decay, learned loss weights; no hints: folders have none) and ``evaluate --dataset folder`` on the held-out frames against
-their dense depth maps, for a 1-step run (≈ untrained) and the full run.
+lr 5e-4 with warm-up and cosine decay, learned loss weights; without depth hints) and
+``evaluate --dataset folder`` on the held-out frames against their dense depth maps, for a 1-step
+run (≈ untrained) and the full run.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from mldanet import cli
 
@@ -48,7 +49,8 @@ def test_train_then_evaluate(own_data, tmp_path, capsys, caplog, mode):
             "--max-steps", "3", "--out", str(run), *COMMON]
     assert cli.main(args) == 0
     if "S" in mode:  # the one-command promise: hints are on by default, folders have none
-        assert "the folder dataset has no depth hints: training without them" in caplog.text
+        assert "the folder dataset was given no --hints-dir (`mldanet hints --dataset folder` computes them): " \
+            "training without depth hints" in caplog.text
         assert "use_hints: false" in (run / "config.yaml").read_text()
     validation = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("validation:"))
     abs_rel = float(validation.split("abs_rel ")[1].split(",")[0])
@@ -123,3 +125,18 @@ def test_a_split_line_naming_a_deleted_frame(own_data, tmp_path, capsys):
     assert "line 2: frame" in capsys.readouterr().err
     assert cli.main([*base, "--out", str(tmp_path / "r2"), "--set", "data.skip_missing=true"]) == 0
     assert "2 training samples" in capsys.readouterr().out
+
+
+def test_stereo_training_with_folder_hints(own_data, tmp_path, caplog):
+    data, camera = own_data
+    hints = tmp_path / "hints"
+    assert cli.main(["hints", "--dataset", "folder", "--data-path", str(data), "--intrinsics", str(camera),
+                     "--out", str(hints), "--width", "192", "--height", "64", "--num-disparities", "32", "48",
+                     "--workers", "1"]) == 0
+    assert len(list(hints.rglob("*.npy"))) == 2 * 10  # every target of mode MS, train and val
+    run = tmp_path / "run"
+    assert cli.main(["train", "--dataset", "folder", "--data-path", str(data), "--intrinsics", str(camera),
+                     "--mode", "MS", "--hints-dir", str(hints), "--max-steps", "2", "--out", str(run), *COMMON]) == 0
+    assert "training without depth hints" not in caplog.text
+    state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert any("loss/hints" in row for row in state["history"])

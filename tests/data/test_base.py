@@ -79,4 +79,4 @@ def test_every_registered_dataset_implements_the_interface(name):
     for method in ("parse_line", "frame_path", "normalised_K", "ground_truth_files", "ground_truth", "split_lines"):
         defined_by = next(klass for klass in cls.__mro__ if method in klass.__dict__)
         assert defined_by is not FrameDataset, f"{name} does not implement {method}"
-    assert cls.has_hints == (name == "kitti")  # `mldanet hints` writes KITTI's layout only
+    assert cls.has_hints and cls.hints_required == (name == "kitti")  # KITTI runs without hints are asked for by name

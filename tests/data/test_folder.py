@@ -251,3 +251,27 @@ def test_a_sequence_camera_may_be_json(renders, tmp_path):
     )
     dataset = FolderDataset(root, ["drive_0002 0000000002.png"], 96, 320, (0, -1, 1))
     assert dataset[0].K[0, 0, 0].item() == pytest.approx(64.0)
+
+
+def test_folder_hints_equal_kitti_hints_of_the_same_render(renders, tmp_path):
+    """`mldanet hints --dataset folder` computes what the KITTI path computes for the same pair."""
+    from mldanet import cli
+    from mldanet.data.kitti import hint_path
+
+    common = ["--width", "320", "--height", "96", "--num-disparities", "32", "48", "--workers", "1"]
+    kitti_lines = tmp_path / "kitti.txt"
+    kitti_lines.write_text(f"{DATE}/{drive_folder(1)} 4 l\n")
+    assert cli.main(["hints", "--data-path", str(renders["kitti"]), "--split-file", str(kitti_lines), "--img-ext", ".png",
+                     "--out", str(tmp_path / "kh"), *common]) == 0
+    folder_lines = tmp_path / "folder.txt"
+    folder_lines.write_text(f"{sequence_folder(1)} 0000000004.png\n")
+    assert cli.main(["hints", "--dataset", "folder", "--data-path", str(renders["folder"]), "--split-file",
+                     str(folder_lines), "--out", str(tmp_path / "fh"), *common]) == 0
+    kitti = np.load(hint_path(tmp_path / "kh", f"{DATE}/{drive_folder(1)}", 4, "l"))
+    folder = np.load(tmp_path / "fh" / sequence_folder(1) / "0000000004.npy")
+    assert (folder > 0).mean() > 0.5 and np.array_equal(folder, kitti)
+    sample = FolderDataset(
+        renders["folder"], [f"{sequence_folder(1)} 0000000004.png"], 96, 320, (0, "s"), hints_dir=tmp_path / "fh",
+        train=False,
+    )[0]
+    assert torch.equal(sample.depth_hint[0], torch.from_numpy(folder)) and torch.equal(sample.hint_mask, (sample.depth_hint > 0).float())

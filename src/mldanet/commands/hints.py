@@ -7,15 +7,24 @@ import os
 import typing
 
 from mldanet.config import ImageExt
-from mldanet.data.depth_hints import compute_hints
+from mldanet.data.depth_hints import HintSettings, HintsSummary, compute_hints, run_hint_jobs
 from mldanet.data.splits import read_split_lines
 from mldanet.sgm import BLOCK_SIZES, NUM_DISPARITIES
+from mldanet.types import STEREO
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-path", required=True, help="KITTI raw root (<root>/<date>/<drive>_sync/...)")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--split", help="split name: hints for its train and val lines")
+    parser.add_argument("--data-path", required=True,
+                        help="KITTI raw root (<root>/<date>/<drive>_sync/...), or your folder of sequences")
+    parser.add_argument("--dataset", choices=("kitti", "folder"), default="kitti",
+                        help="layout of --data-path (default kitti); folder: hints of the left frames that have a "
+                             "right/ image, saved as OUT/<sequence>/<frame>.npy")
+    parser.add_argument("--intrinsics", default="", help="--dataset folder: the camera file (default DATA/camera.yaml)")
+    parser.add_argument("--mode", choices=("S", "MS"), default="MS",
+                        help="--dataset folder without split files: the frames the training of this mode uses")
+    parser.add_argument("--frame-step", type=int, default=1, help="--dataset folder: as train's --frame-step")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--split", help="KITTI split name: hints for its train and val lines")
     source.add_argument("--split-file", help="any split file: hints for its lines")
     parser.add_argument("--splits-dir", help="folder of split folders (default: $MLDANET_SPLITS_DIR)")
     parser.add_argument("--out", required=True, help="hints directory (<out>/<date>/<drive>/image_0X/<frame>.npy)")
@@ -50,7 +59,40 @@ def split_lines_for_hints(split: str, splits_dir: str | None) -> list[str]:
     return lines
 
 
+def folder_hints(args: argparse.Namespace) -> HintsSummary:
+    """Hints of a folder dataset's targets (its split files, or the ones training would generate)."""
+    from mldanet.config import DataConfig, TrainConfig
+    from mldanet.data.folder import FolderDataset
+
+    if args.split:
+        raise ValueError("--split names a KITTI split; a folder's lines come from DATA/splits or --split-file")
+    data = DataConfig(dataset="folder", data_path=args.data_path, intrinsics=args.intrinsics, frame_step=args.frame_step)
+    if args.split_file:
+        lines, source = FolderDataset.read_split_file(args.split_file, data), args.split_file
+    else:
+        frame_ids = TrainConfig(mode=args.mode).frame_ids
+        lines, source = FolderDataset.split_lines(data, "train", frame_ids)
+        lines += FolderDataset.split_lines(data, "val", frame_ids)[0]
+    if args.height <= 0 or args.width <= 0:
+        raise ValueError(f"hint size {args.height}×{args.width} must be positive")
+    dataset = FolderDataset(
+        args.data_path, lines, args.height, args.width, (0, STEREO), train=False, skip_missing=args.skip_missing,
+        source=source, intrinsics=args.intrinsics,
+    )
+    jobs = dataset.hint_jobs(args.out)
+    layout = {"layout": "folder", "normalised_fx": sorted({job.normalised_fx for job in jobs})}
+    settings = HintSettings(args.height, args.width, tuple(args.block_sizes), tuple(args.num_disparities))
+    return run_hint_jobs(
+        jobs, args.out, settings, layout, workers=args.workers, overwrite=args.overwrite, skip_missing=args.skip_missing
+    )
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.dataset == "folder":
+        print(folder_hints(args))
+        return 0
+    if not (args.split or args.split_file):
+        raise ValueError("give --split NAME or --split-file FILE: the KITTI lines to compute hints for")
     lines = read_split_lines(args.split_file) if args.split_file else split_lines_for_hints(args.split, args.splits_dir)
     summary = compute_hints(
         args.data_path,

@@ -137,6 +137,7 @@ class FrameDataset(Dataset):
     eigen_crop: ClassVar[bool] = False  # score validation inside the Garg/Eigen crop (KITTI's protocol)
     folder_kind: ClassVar[str] = "sequence folder"  # what errors call the folder a line names
     has_hints: ClassVar[bool] = False  # whether `mldanet hints` computes depth hints for this layout
+    hints_required: ClassVar[bool] = False  # S/MS without --hints-dir is an error (else: trains without hints)
     stereo_baseline: float = 0.0  # metres between the cameras of a stereo pair (the metric scale of S/MS); 0: none
 
     def __init__(

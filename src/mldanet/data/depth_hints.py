@@ -41,49 +41,49 @@ def save_npy_atomic(array: np.ndarray, path: Path) -> None:
 class HintSettings:
     """What every hint job shares (sent once to each worker process)."""
 
-    data_path: str
-    out_dir: str
     height: int
     width: int
-    img_ext: str
     block_sizes: tuple[int, ...]
     num_disparities: tuple[int, ...]
 
 
-def compute_hint(settings: HintSettings, job: tuple[str, int, str]) -> float:
-    """Compute and save the hint of one (folder, frame, side); returns its valid fraction."""
-    folder, frame_index, side = job
-    base, lookup = (
-        resize_image(
-            load_image(image_path(settings.data_path, folder, frame_index, s, settings.img_ext)),
-            settings.height,
-            settings.width,
-        )
-        for s in (side, OTHER_SIDE[side])
-    )
+@dataclass(frozen=True)
+class HintJob:
+    """One hint: the target image, its stereo partner, the hint file, and the camera's fx ÷ image width."""
+
+    base: str
+    lookup: str
+    out: str
+    normalised_fx: float
+    base_is_right: bool = False
+
+
+def compute_hint(settings: HintSettings, job: HintJob) -> float:
+    """Compute and save one hint; returns its valid fraction."""
+    base, lookup = (resize_image(load_image(path), settings.height, settings.width) for path in (job.base, job.lookup))
     depth = fused_sgm_depth(
         base,
         lookup,
-        NORMALISED_FX * settings.width,
+        job.normalised_fx * settings.width,
         TRAINING_BASELINE,
-        side == "r",
+        job.base_is_right,
         settings.block_sizes,
         settings.num_disparities,
     )
-    save_npy_atomic(depth, hint_path(settings.out_dir, folder, frame_index, side))
+    save_npy_atomic(depth, Path(job.out))
     return float(np.count_nonzero(depth)) / depth.size
 
 
-def settings_record(settings: HintSettings) -> dict[str, object]:
-    """What the saved hints depend on (not where they are read from or written to), as JSON values."""
+def settings_record(settings: HintSettings, layout: dict[str, object]) -> dict[str, object]:
+    """What the saved hints depend on (not where they are read from or written to), as JSON values;
+    ``layout``: what the dataset adds (KITTI: the image type and its normalised fx)."""
     return {
         "height": settings.height,
         "width": settings.width,
-        "img_ext": settings.img_ext,
+        **layout,
         "block_sizes": list(settings.block_sizes),
         "num_disparities": list(settings.num_disparities),
         "baseline": TRAINING_BASELINE,
-        "normalised_fx": NORMALISED_FX,
     }
 
 
@@ -103,7 +103,9 @@ def differing_settings(stored: dict[str, object], asked: dict[str, object]) -> l
     return [f"{key} {stored.get(key)} there, {value} asked" for key, value in asked.items() if stored.get(key) != value]
 
 
-def check_hint_settings(out_dir: Path, settings: HintSettings, present: list[Path], overwrite: bool) -> None:
+def check_hint_settings(
+    out_dir: Path, settings: HintSettings, layout: dict[str, object], present: list[Path], overwrite: bool
+) -> None:
     """Refuse to resume hints computed with other settings; record this run's settings beside the hints.
 
     ``present``: the hint files of this run's lines that exist already. With a settings file, its
@@ -113,7 +115,7 @@ def check_hint_settings(out_dir: Path, settings: HintSettings, present: list[Pat
     run's lines only: hints of other lines in ``out_dir`` stay as they were).
     """
     path = out_dir / SETTINGS_FILE
-    asked = settings_record(settings)
+    asked = settings_record(settings, layout)
     if path.is_file() and not overwrite:
         differences = differing_settings(read_settings_file(path), asked)
         if differences:
@@ -143,7 +145,7 @@ def _init_worker(settings: HintSettings) -> None:
     _worker_settings = settings
 
 
-def _worker_job(job: tuple[str, int, str]) -> float:
+def _worker_job(job: HintJob) -> float:
     assert _worker_settings is not None
     return compute_hint(_worker_settings, job)
 
@@ -169,9 +171,19 @@ class HintsSummary:
         return text + (f"; mean valid fraction {self.mean_valid_fraction:.3f}" if self.pairs_done else "")
 
 
-def hint_jobs(lines: list[str]) -> list[tuple[str, int, str]]:
-    """Distinct (folder, frame, side) of ``lines``, in order: one hint per target image a line names."""
-    return list(dict.fromkeys(parse_split_line(line, "<lines>", i) for i, line in enumerate(lines, start=1)))
+def kitti_hint_jobs(data_path: str | Path, lines: list[str], out_dir: str | Path, img_ext: str) -> list[HintJob]:
+    """One job per distinct (drive, frame, side) of KITTI split ``lines``, in order."""
+    items = dict.fromkeys(parse_split_line(line, "<lines>", i) for i, line in enumerate(lines, start=1))
+    return [
+        HintJob(
+            str(image_path(data_path, folder, frame_index, side, img_ext)),
+            str(image_path(data_path, folder, frame_index, OTHER_SIDE[side], img_ext)),
+            str(hint_path(out_dir, folder, frame_index, side)),
+            NORMALISED_FX,
+            side == "r",
+        )
+        for folder, frame_index, side in items
+    ]
 
 
 def compute_hints(
@@ -188,23 +200,42 @@ def compute_hints(
     progress: bool = True,
     skip_missing: bool = False,
 ) -> HintsSummary:
-    """Fused-SGM hints for the target image of every split line, saved under ``out_dir``.
+    """Fused-SGM hints for the target image of every KITTI split line, saved under ``out_dir``
+    (see :func:`run_hint_jobs`)."""
+    require_dir(data_path, "data path")
+    jobs = kitti_hint_jobs(data_path, lines, out_dir, img_ext)
+    layout = {"img_ext": img_ext, "normalised_fx": NORMALISED_FX}
+    return run_hint_jobs(
+        jobs, out_dir, HintSettings(height, width, tuple(block_sizes), tuple(num_disparities)), layout,
+        workers=workers, overwrite=overwrite, progress=progress, skip_missing=skip_missing,
+    )
+
+
+def run_hint_jobs(
+    jobs: list[HintJob],
+    out_dir: str | Path,
+    settings: HintSettings,
+    layout: dict[str, object],
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+    skip_missing: bool = False,
+) -> HintsSummary:
+    """Compute the hints of ``jobs`` (any dataset's) into ``out_dir``.
 
     Existing outputs are skipped unless ``overwrite``, provided they were computed with these
-    settings (recorded in ``out_dir/hints_settings.json``, see :func:`check_hint_settings`). A
-    missing input image is an error naming it, or with ``skip_missing`` the pair is left out and
-    counted. ``workers`` > 1 uses spawned processes (one pair at a time each).
+    settings (recorded in ``out_dir/hints_settings.json`` with ``layout``, see
+    :func:`check_hint_settings`). A missing input image is an error naming it, or with
+    ``skip_missing`` the pair is left out and counted. ``workers`` > 1 uses spawned processes
+    (one pair at a time each).
     """
     start = time.perf_counter()
+    height, width = settings.height, settings.width
     if height <= 0 or width <= 0:
         raise ValueError(f"hint size {height}×{width} must be positive")
     if workers < 1:
         raise ValueError(f"workers={workers} must be at least 1")
-    require_dir(data_path, "data path")
     require_writable_dir(out_dir, "hints folder")
-    settings = HintSettings(
-        str(data_path), str(out_dir), height, width, img_ext, tuple(block_sizes), tuple(num_disparities)
-    )
     for block_size in settings.block_sizes:
         for count in settings.num_disparities:
             create_matcher(block_size, count)  # bad parameters fail here, before any worker starts
@@ -214,20 +245,14 @@ def compute_hints(
             "give smaller disparity ranges (multiples of 16) or a larger width"
         )
 
-    jobs = hint_jobs(lines)
-    present = [] if overwrite else [p for job in jobs if (p := hint_path(out_dir, *job)).is_file()]
-    check_hint_settings(Path(out_dir), settings, present, overwrite)
+    present = [] if overwrite else [Path(job.out) for job in jobs if Path(job.out).is_file()]
+    check_hint_settings(Path(out_dir), settings, layout, present, overwrite)
     todo, skipped, missing = [], 0, []
     for job in jobs:
-        folder, frame_index, side = job
-        if not overwrite and hint_path(out_dir, folder, frame_index, side).is_file():
+        if not overwrite and Path(job.out).is_file():
             skipped += 1
             continue
-        absent = [
-            p
-            for s in (side, OTHER_SIDE[side])
-            if not (p := image_path(data_path, folder, frame_index, s, img_ext)).is_file()
-        ]
+        absent = [path for path in (job.base, job.lookup) if not Path(path).is_file()]
         if absent:
             missing.append(absent[0])
             continue

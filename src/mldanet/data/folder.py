@@ -38,6 +38,7 @@ import numpy as np
 
 from mldanet.config import read_yaml_file
 from mldanet.data.base import FrameDataset, Item, MissingFilesError, register_dataset
+from mldanet.data.depth_hints import HintJob
 from mldanet.data.images import read_image_size
 from mldanet.data.npy import load_npy
 from mldanet.data.splits import SPLIT_FILES, read_lines_file
@@ -177,11 +178,17 @@ def generate_split(
     return lines
 
 
+def folder_hint_path(hints_dir: str | Path, sequence: str, frame: str) -> Path:
+    """``<hints_dir>/<sequence>/<frame stem>.npy``."""
+    return Path(hints_dir) / sequence / f"{Path(frame).stem}.npy"
+
+
 @register_dataset("folder")
 class FolderDataset(FrameDataset):
     """Image sequences in folders, with a camera file (see the module docstring); the left image is the target."""
 
     folder_kind = "sequence folder"
+    has_hints = True
 
     def __init__(self, *args, intrinsics: str | Path = "", **kwargs):
         self.intrinsics_file = intrinsics
@@ -280,6 +287,20 @@ class FolderDataset(FrameDataset):
 
     def normalised_K(self, item: Item) -> np.ndarray:
         return self.camera(item[0]).normalised_K
+
+    def hint_path(self, item: Item) -> Path:
+        return folder_hint_path(self.hints_dir, item[0], self.sequences[item[0]][item[1]])
+
+    def hint_jobs(self, out_dir: str | Path) -> list[HintJob]:
+        """One fused-SGM job per target: the frame, its right image, its camera's fx ÷ width."""
+        return [
+            HintJob(
+                str(self.frame_path(item, 0)), str(self.frame_path(item, STEREO)),
+                str(folder_hint_path(out_dir, item[0], self.sequences[item[0]][item[1]])),
+                float(self.normalised_K(item)[0, 0]),
+            )
+            for item in dict.fromkeys(self.items)
+        ]
 
     def ground_truth_files(self, item: Item) -> list[Path]:
         return [self.depth_path(item)]

@@ -28,8 +28,11 @@ def build_datasets(config: Config, split_file: str | None = None) -> tuple[Frame
     require_dir(data.data_path, "data path")  # before the split, whose errors would hide this one
     frame_ids = config.train.frame_ids
     stereo = STEREO in frame_ids
-    if config.uses_hints and not cls.has_hints:
-        logger.warning("the %s dataset has no depth hints: training without them (loss.use_hints=false)", cls.name)
+    if config.uses_hints and not data.hints_dir and not cls.hints_required:
+        why = f"was given no --hints-dir (`mldanet hints --dataset {cls.name}` computes them)" if cls.has_hints else (
+            "has no depth hints"
+        )
+        logger.warning("the %s dataset %s: training without depth hints (loss.use_hints=false)", cls.name, why)
         config.loss.use_hints = False
     if config.uses_hints and not data.hints_dir:
         raise ValueError(
