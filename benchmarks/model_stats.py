@@ -9,6 +9,7 @@ the meta device, so nothing is computed. GMAC = GFLOP / 2.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -114,4 +115,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # --help prints, not measures
     main()
