@@ -5,9 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from mldanet.data.check import STATIC_THRESHOLD, check_folder, frame_change, write_splits
+from mldanet.data.check import STATIC_THRESHOLD, check_folder, shrunk_grey, write_splits
 from mldanet.data.folder import generate_split
 from mldanet.synth import write_synthetic_drives
 
@@ -26,6 +27,11 @@ def data(rendered, tmp_path) -> Path:
     copy = tmp_path / "data"
     shutil.copytree(rendered, copy)
     return copy
+
+
+def frame_change(a: Path, b: Path) -> float:
+    """What check-data measures between a target and its neighbour: the mean grey-level change."""
+    return float(np.abs(shrunk_grey(a) - shrunk_grey(b)).mean())
 
 
 def make_static(root: Path, sequence: str, frames: range) -> None:

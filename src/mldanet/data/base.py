@@ -184,40 +184,41 @@ class FrameDataset(Dataset):
         self.lines: list[str] = []
         self.items: list[Item] = []
         self.skipped: list[str] = []
-        first_missing: tuple[Path, int, str, Item] | None = None
+        first_missing: tuple[str, str] | None = None  # (what is missing, the line that needs it)
         for lineno, line in enumerate(lines, start=1):
             try:
                 item = self.parse_line(line, source, lineno)
             except MissingFilesError as error:  # a line naming a frame that is not there
                 if not skip_missing:
                     raise
-                logger.warning("%s", error)
                 self.skipped.append(line.strip())
+                first_missing = first_missing or (str(error), "")
                 continue
             folder = self.root / item[0]
-            absent = folder if not folder.is_dir() else next((p for p in self.required_files(item) if not exists(p)), None)
+            absent = folder if not exists(folder) else next((p for p in self.required_files(item) if not exists(p)), None)
             if absent is None:
                 self.lines.append(line.strip())
                 self.items.append(item)
                 continue
             self.skipped.append(line.strip())
-            first_missing = first_missing or (absent, lineno, line.strip(), item)
+            what = f"{self.folder_kind} " if absent == folder else ""
+            first_missing = first_missing or (f"{what}{absent} not found", f"line {lineno} of {source}: '{line.strip()}'")
         if first_missing is not None:
-            path, lineno, line, item = first_missing
+            missing, needed_by = first_missing
             if not skip_missing:
-                what = f"{self.folder_kind} " if path == self.root / item[0] else ""
                 raise MissingFilesError(
-                    f"{what}{path} not found (needed by line {lineno} of {source}: '{line}'; {len(self.skipped)} "
-                    f"of {len(lines)} lines have missing files)"
+                    f"{missing} (needed by {needed_by}; {len(self.skipped)} of {len(lines)} lines have missing files)"
                 )
             logger.warning(
-                "%s: skipped %d of %d lines with missing files (first: %s, line %d)",
-                type(self).__name__, len(self.skipped), len(lines), path, lineno,
+                "%s: skipped %d of %d lines with missing files (first: %s%s)",
+                type(self).__name__, len(self.skipped), len(lines), missing, f", {needed_by}" if needed_by else "",
             )
         if not self.items:
             raise ValueError(
                 f"no usable lines in {source}: {len(lines)} given, {len(self.skipped)} skipped for missing files"
             )
+        # one size for every ground-truth map, so that they batch (read once: it may read an image header)
+        self.depth_size = self.gt_size() if load_gt else None
         # hint sizes already warned about, filled here (before DataLoader workers copy the dataset)
         # so that a run warns once, not once per worker or per sample
         self.warned_hint_shapes: set[tuple[int, ...]] = set()
@@ -361,7 +362,7 @@ class FrameDataset(Dataset):
             sample.depth_hint = hint
             sample.hint_mask = (hint > 0).float()
         if self.load_gt:
-            depth = resize_depth_nearest(self.ground_truth(item), *self.gt_size())
+            depth = resize_depth_nearest(self.ground_truth(item), *self.depth_size)
             if flip:
                 depth = depth[:, ::-1]
             sample.depth_gt = torch.from_numpy(np.ascontiguousarray(depth))[None]
@@ -414,6 +415,15 @@ def dataset_class(name: str) -> type[FrameDataset]:
     return DATASETS[name]
 
 
+def data_root(data: DataConfig) -> Path:
+    """``data.data_path`` as an existing folder; an empty one is named with the flag that sets it."""
+    if not data.data_path:
+        raise ValueError(
+            f"no data path: give --data-path (the {dataset_class(data.dataset).name} dataset's root) or set data.data_path"
+        )
+    return require_dir(data.data_path, "data path")
+
+
 def build_dataset(
     data: DataConfig,
     lines: Sequence[str],
@@ -428,10 +438,8 @@ def build_dataset(
 ) -> FrameDataset:
     """The ``data.dataset`` dataset of ``lines`` at ``data``'s resolution (what train, evaluate and demo use)."""
     cls = dataset_class(data.dataset)
-    if not data.data_path:
-        raise ValueError(f"no data path: give --data-path (the {cls.name} dataset's root) or set data.data_path")
     return cls(
-        data.data_path, list(lines), data.height, data.width, frame_ids, hints_dir=hints_dir, train=train,
+        data_root(data), list(lines), data.height, data.width, frame_ids, hints_dir=hints_dir, train=train,
         img_ext=img_ext or data.img_ext, load_gt=load_gt, skip_missing=data.skip_missing, seed=seed, source=source,
         frame_step=data.frame_step, **cls.options(data),
     )

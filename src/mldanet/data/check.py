@@ -96,15 +96,13 @@ class DataReport:
         return out
 
 
-def frame_change(a: Path, b: Path) -> float:
-    """Mean absolute grey-level difference of two frames, both shrunk to :data:`STATIC_SIZE`."""
-    small = []
-    for path in (a, b):
-        image = cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_4)
-        if image is None:
-            raise ValueError(f"cannot decode image (corrupt or not an image): {path}")
-        small.append(cv2.resize(image, STATIC_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32))
-    return float(np.abs(small[0] - small[1]).mean())
+def shrunk_grey(path: Path) -> np.ndarray:
+    """A frame in grey levels at :data:`STATIC_SIZE` (float32)."""
+    image = cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_4)
+    if image is None:
+        raise ValueError(f"cannot decode image (corrupt or not an image): {path}")
+    return cv2.resize(image, STATIC_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
+
 
 
 def check_sequence(
@@ -162,13 +160,23 @@ def check_sequence(
     if temporal:
         position = {f: i for i, f in enumerate(frames)}
         step = max(temporal)
+        # Each frame is compared twice (as an earlier target's neighbour, then as a target): decoded once.
+        shrunk: dict[str, np.ndarray] = {}
+
+        def grey(name: str) -> np.ndarray:
+            if name not in shrunk:
+                shrunk[name] = shrunk_grey(folder / name)
+            return shrunk[name]
+
         for frame in targets:
             neighbour = frames[position[frame] + step]
             try:
-                change = frame_change(folder / frame, folder / neighbour)
+                change = float(np.abs(grey(frame) - grey(neighbour)).mean())
             except ValueError as error:
                 report.problems.append(str(error))
                 continue
+            finally:
+                shrunk.pop(frame, None)  # no later target compares with it
             if change < STATIC_THRESHOLD:
                 report.static.append(frame)
         if targets and len(report.static) > len(targets) / 2:

@@ -178,6 +178,13 @@ def generate_split(
     return lines
 
 
+def depth_map_path(root: Path, sequence: str, frame: str) -> Path:
+    """The depth map of a frame: ``<sequence>/depth/<stem>.png`` when it exists, else ``<stem>.npy``."""
+    folder, stem = root / sequence / DEPTH_FOLDER, Path(frame).stem
+    png = folder / f"{stem}.png"
+    return png if png.is_file() else folder / f"{stem}.npy"
+
+
 def folder_hint_path(hints_dir: str | Path, sequence: str, frame: str) -> Path:
     """``<hints_dir>/<sequence>/<frame stem>.npy``."""
     return Path(hints_dir) / sequence / f"{Path(frame).stem}.npy"
@@ -205,10 +212,8 @@ class FolderDataset(FrameDataset):
 
         def has_depth(line: str) -> bool:
             parts = line.split()
-            if len(parts) != 2:
-                return False  # parse_line names the malformed line
-            folder, stem = root / parts[0] / DEPTH_FOLDER, Path(parts[1]).stem
-            return (folder / f"{stem}.npy").is_file() or (folder / f"{stem}.png").is_file()
+            # a malformed line is parse_line's to name
+            return len(parts) == 2 and depth_map_path(root, *parts).is_file()
 
         return [line for line in lines if has_depth(line)]
 
@@ -288,32 +293,28 @@ class FolderDataset(FrameDataset):
     def normalised_K(self, item: Item) -> np.ndarray:
         return self.camera(item[0]).normalised_K
 
+    def frame_name(self, item: Item) -> str:
+        return self.sequences[item[0]][item[1]]
+
     def hint_path(self, item: Item) -> Path:
-        return folder_hint_path(self.hints_dir, item[0], self.sequences[item[0]][item[1]])
+        return folder_hint_path(self.hints_dir, item[0], self.frame_name(item))
 
     def hint_jobs(self, out_dir: str | Path) -> list[HintJob]:
         """One fused-SGM job per target: the frame, its right image, its camera's fx ÷ width."""
         return [
             HintJob(
                 str(self.frame_path(item, 0)), str(self.frame_path(item, STEREO)),
-                str(folder_hint_path(out_dir, item[0], self.sequences[item[0]][item[1]])),
+                str(folder_hint_path(out_dir, item[0], self.frame_name(item))),
                 float(self.normalised_K(item)[0, 0]),
             )
             for item in dict.fromkeys(self.items)
         ]
 
     def ground_truth_files(self, item: Item) -> list[Path]:
-        return [self.depth_path(item)]
-
-    def depth_path(self, item: Item) -> Path:
-        sequence, position, _ = item
-        stem = Path(self.sequences[sequence][position]).stem
-        folder = self.root / sequence / DEPTH_FOLDER
-        png = folder / f"{stem}.png"
-        return png if png.is_file() else folder / f"{stem}.npy"
+        return [depth_map_path(self.root, item[0], self.frame_name(item))]
 
     def ground_truth(self, item: Item) -> np.ndarray:
-        return read_depth_map(self.depth_path(item))
+        return read_depth_map(depth_map_path(self.root, item[0], self.frame_name(item)))
 
 
 def read_depth_map(path: Path) -> np.ndarray:

@@ -35,10 +35,10 @@ from mldanet.evaluation.protocol import EvalResult, evaluate_disparities
 BENCHMARK_SPLIT = "eigen_benchmark"
 
 
-def velodyne_ground_truth(
-    data_path: str | Path, lines: Sequence[str], benchmark_dir: str | Path | None = None, progress: bool = True
+def benchmark_ground_truth(
+    data_path: str | Path, benchmark_dir: str | Path, lines: Sequence[str], progress: bool = True
 ) -> list[np.ndarray]:
-    """Native-size ground truth of every line, computed now (what ``mldanet export-gt`` would save)."""
+    """KITTI's annotated depth maps of every line (what ``mldanet export-gt`` saves for eigen_benchmark)."""
     from mldanet.data.ground_truth import ground_truth_for_line
 
     return [
@@ -117,8 +117,9 @@ def evaluate_checkpoint(
 
     ``dataset`` names the layout of ``data_path`` (``kitti``, ``folder``, …); ``lines=None`` takes
     the dataset's test list (a folder without split files: the frames its training held out).
-    Without ``gt_depths`` the ground truth is the dataset's own: KITTI's Velodyne scans (or
-    ``benchmark_dir``), a folder's depth maps (frames without one are left out, and said so).
+    Without ``gt_depths`` the ground truth is the dataset's own (``FrameDataset.ground_truth``,
+    what validation reads): KITTI's Velodyne scans, a folder's depth maps (frames without one are
+    left out, and said so); or KITTI's annotated maps in ``benchmark_dir``.
     ``scaling`` defaults to the checkpoint's training mode, ``eigen_crop`` to the dataset's protocol
     (KITTI's crop; none for a folder), ``img_ext`` to the checkpoint's config; the metric scale of
     stereo scaling is the checkpoint's rig (``data.baseline``). The images are resized to the
@@ -147,23 +148,26 @@ def evaluate_checkpoint(
     )
     if lines is None:
         lines, source = cls.split_lines(data, "test", config.train.frame_ids)
-    own_gt = gt_depths is None and not cls.eigen_crop  # a folder's depth maps: frames without one are left out
-    data.skip_missing = own_gt
-    test_set = build_dataset(data, lines, (0,), train=False, source=source, load_gt=own_gt)
-    if own_gt and test_set.skipped:
-        print(f"{len(test_set.skipped)} of {len(lines)} test frames have no depth map and are left out "
-              f"(first: {test_set.skipped[0]})")
+    if gt_depths is None and benchmark_dir is None:
+        # the dataset's own ground truth, as validation reads it: frames without any are left out
+        scored = cls.lines_with_ground_truth(data, list(lines))
+        if len(scored) < len(lines):
+            kept = set(scored)
+            first = next(line for line in lines if line not in kept)
+            print(f"{len(lines) - len(scored)} of {len(lines)} test frames have no depth map and are left out "
+                  f"(first: {first.strip()})")
+        lines = scored
+    test_set = build_dataset(data, lines, (0,), train=False, source=source)
     if gt_depths is not None and gt_source is not None:
         images = [test_set.frame_path(item, 0) for item in test_set.items]
         check_gt_sizes(gt_depths, images, test_set.lines, gt_source, source)
-    if gt_depths is None:
-        if own_gt:
-            gt_depths = [
-                test_set.ground_truth(item)
-                for item in tqdm(test_set.items, desc="ground truth", unit="frame", disable=not progress)
-            ]
-        else:
-            gt_depths = velodyne_ground_truth(data_path, test_set.lines, benchmark_dir, progress)
+    if benchmark_dir is not None and gt_depths is None:
+        gt_depths = benchmark_ground_truth(data_path, benchmark_dir, test_set.lines, progress)
+    elif gt_depths is None:
+        gt_depths = [
+            test_set.ground_truth(item)
+            for item in tqdm(test_set.items, desc="ground truth", unit="frame", disable=not progress)
+        ]
     loader = DataLoader(
         test_set, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_samples,
         pin_memory=torch_device.type == "cuda",

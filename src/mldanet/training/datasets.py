@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 
 from mldanet.config import Config
-from mldanet.data.base import FrameDataset, build_dataset, dataset_class
-from mldanet.paths import require_dir
+from mldanet.data.base import FrameDataset, build_dataset, data_root, dataset_class
 from mldanet.types import STEREO
 
 logger = logging.getLogger(__name__)
@@ -23,9 +22,7 @@ def build_datasets(config: Config, split_file: str | None = None) -> tuple[Frame
     """
     data = config.data
     cls = dataset_class(data.dataset)
-    if not data.data_path:
-        raise ValueError(f"no data path: give --data-path (the {cls.name} dataset's root) or set data.data_path")
-    require_dir(data.data_path, "data path")  # before the split, whose errors would hide this one
+    data_root(data)  # before the split, whose errors would hide this one
     frame_ids = config.train.frame_ids
     stereo = STEREO in frame_ids
     if config.uses_hints and not data.hints_dir and not cls.hints_required:

@@ -379,10 +379,6 @@ class Trainer:
             )
 
     # ----------------------------------------------------------------------------- one step
-    def forward(self, batch: Batch, epoch: int, model: nn.Module | None = None) -> ModelOutput:
-        """The model's output for a batch of ``epoch`` (its automasking noise); ``model``: the DDP wrapper."""
-        return (model or self.model)(batch, sample_noise_seeds(self.config.train.seed, epoch, batch.index))
-
     def _set_lr(self) -> float:
         factor = lr_factor(self.state.step, self.steps_per_epoch, self.total_steps, self.config.optim)
         for group in self.optimizer.param_groups:
@@ -393,7 +389,7 @@ class Trainer:
         self.model.train()
         lr = self._set_lr()
         statistics = [b.clone() for b in self._buffers()]
-        output = self.forward(batch, epoch, self.train_model)
+        output: ModelOutput = self.train_model(batch, sample_noise_seeds(self.config.train.seed, epoch, batch.index))
         disps, result = output.disps, output.losses
         maps = map_statistics(disps[min(disps)], output.gates)
         result.terms["lr"] = torch.tensor(lr)
