@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -74,7 +75,12 @@ def main() -> None:
         *(f"| {name} | {seconds:.0f} | " + " | ".join(f"{result['metrics'][k]:.3f}" for k in METRIC_KEYS) + " |"
           for name, (result, seconds) in rows.items()),
     ]
-    write_section(f"own_data_{args.mode}", "\n".join(lines), title=f"Your own data (--dataset folder), mode {args.mode}")
+    # a run with forced kernels (ATEN_CPU_CAPABILITY=avx2 …) gets its own section beside the native one
+    kernels = os.environ.get("ATEN_CPU_CAPABILITY", "")
+    suffix, note = (f"_{kernels}", f", {kernels.upper()} kernels forced") if kernels else ("", "")
+    write_section(
+        f"own_data_{args.mode}{suffix}", "\n".join(lines), title=f"Your own data (--dataset folder), mode {args.mode}{note}"
+    )
     print("\n".join(lines))
 
 
