@@ -167,11 +167,14 @@ def test_tiny_demo_end_to_end(tmp_path, capsys):
     console = capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
     keys = {"abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3"}
+    boundary_keys = {"dbe_acc", "dbe_comp", "edge_precision", "edge_recall", "edge_f1", "count"}
     for row in ("untrained", "prior", "trained"):
-        assert set(report[row]) == keys
+        assert set(report[row]) == keys | boundary_keys
+        assert 0 <= report[row]["dbe_acc"] <= 10 and 0 < report[row]["dbe_comp"] <= 10
     assert report["trained"]["abs_rel"] < report["untrained"]["abs_rel"]
     assert report["trained"]["a1"] > report["untrained"]["a1"]
-    for name in ("report.md", "report.html", "training_curves.png", "picture_grid.png", "run/checkpoints/last.pt"):
+    for name in ("report.md", "report.html", "training_curves.png", "picture_grid.png", "boundary_crop.png",
+                 "run/checkpoints/last.pt"):
         assert (out / name).is_file(), name
     assert {
         "synth: render the drives", "setup: datasets and networks", "train: MLDA-Net MS + hints, 24 steps",
@@ -180,7 +183,17 @@ def test_tiny_demo_end_to_end(tmp_path, capsys):
     assert list((out / "predictions").glob("*_depth.png"))
     markdown = (out / "report.md").read_text()
     page = (out / "report.html").read_text()
-    assert "picture_grid.png" in page
+    assert "picture_grid.png" in page and "boundary_crop.png" in page and "boundary_crop.png" in markdown
+    assert "ε_comp px ↓" in markdown and f"{report['trained']['dbe_comp']:.2f}" in markdown
+
+    # The trained row's boundaries are what `mldanet evaluate` measures on the drives' dense maps.
+    split = out / "kitti" / "splits" / "synth_demo" / "test_files.txt"
+    assert main(["evaluate", "--checkpoint", str(out / "run"), "--data-path", str(out / "kitti"), "--split-file", str(split),
+                 "--benchmark-dir", str(out / "kitti"), "--no-eigen-crop", "--num-workers", "0",
+                 "--json", str(tmp_path / "eval.json")]) == 0
+    measured = json.loads((tmp_path / "eval.json").read_text())["boundary"]
+    for key in boundary_keys:
+        assert measured[key] == pytest.approx(report["trained"][key], abs=1e-6), key
 
     # The verdict, with its ratios computed from the numbers in report.json.
     trained, prior, untrained = (report[row]["abs_rel"] for row in ("trained", "prior", "untrained"))

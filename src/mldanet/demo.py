@@ -21,7 +21,13 @@ import numpy as np
 import torch
 
 from mldanet.config import Config, config_from_dict, load_preset
-from mldanet.data.ground_truth import calib_dir, generate_depth_map, velodyne_path
+from mldanet.data.ground_truth import (
+    benchmark_depth_path,
+    calib_dir,
+    generate_depth_map,
+    load_benchmark_depth,
+    velodyne_path,
+)
 from mldanet.data.images import CAMERA_NUMBERS
 from mldanet.data.images import image_path as frame_path
 from mldanet.data.npy import load_npy
@@ -140,8 +146,9 @@ class DemoData:
     hints_dir: Path
     test_lines: list[str]
     grid_lines: list[str]
-    gt_test: list[np.ndarray]
+    gt_test: list[np.ndarray]  # Velodyne, as KITTI's: the seven metrics
     prior_depth: np.ndarray
+    dense_test: list[np.ndarray] = field(default_factory=list)  # rendered depth: the depth boundaries
 
 
 def demo_split(splits_dir: Path) -> tuple[list[str], list[str]]:
@@ -193,7 +200,19 @@ def prepare_data(out: Path, settings: DemoSettings, seed: int, clock: StageClock
         gt_test = [depth_for_line(root, line) for line in test_lines]
         gt_train = [depth_for_line(root, line) for line in train_lines if line.endswith(" l")]
         prior_depth = median_depth_prior(gt_train)
-    return DemoData(root, splits_dir, hints_dir, test_lines, grid_lines, gt_test, prior_depth)
+        dense_test = [dense_depth_for_line(root, line) for line in test_lines]
+    return DemoData(root, splits_dir, hints_dir, test_lines, grid_lines, gt_test, prior_depth, dense_test)
+
+
+def score_boundaries(pred_disps: list[np.ndarray], data: DemoData, stereo_factor: float) -> dict[str, float]:
+    """Depth boundary errors against the rendered depth over the whole frame (no Eigen crop: the
+    crop exists for the Velodyne's field of view, and it would cut every roof line)."""
+    from mldanet.evaluation.protocol import evaluate_disparities
+
+    result = evaluate_disparities(
+        pred_disps, data.dense_test, scaling="stereo", stereo_factor=stereo_factor, eigen_crop=False, boundaries=True
+    )
+    return dict(result.boundary or {})
 
 
 def evaluate_on_test(net: torch.nn.Module, data: DemoData, recipe: Config) -> tuple[dict[str, float], np.ndarray]:
@@ -214,7 +233,10 @@ def evaluate_on_test(net: torch.nn.Module, data: DemoData, recipe: Config) -> tu
         max_depth=recipe.model.max_depth,
     )
     result = evaluate_disparities(list(disps), data.gt_test, scaling="stereo", stereo_factor=recipe.depth_scale)
-    return {k: float(v) for k, v in result.metrics.items()}, disps
+    metrics = {k: float(v) for k, v in result.metrics.items()}
+    if data.dense_test:
+        metrics |= score_boundaries(list(disps), data, recipe.depth_scale)
+    return metrics, disps
 
 
 def evaluate_prior(data: DemoData) -> dict[str, float]:
@@ -223,7 +245,10 @@ def evaluate_prior(data: DemoData) -> dict[str, float]:
     # The prior is metric; as a disparity it is 5.4 / depth so that stereo scaling returns it unchanged.
     prior_disp = STEREO_FACTOR / np.maximum(data.prior_depth, 1e-3)
     result = evaluate_disparities([prior_disp] * len(data.gt_test), data.gt_test, scaling="stereo")
-    return {k: float(v) for k, v in result.metrics.items()}
+    metrics = {k: float(v) for k, v in result.metrics.items()}
+    if data.dense_test:
+        metrics |= score_boundaries([prior_disp] * len(data.dense_test), data, STEREO_FACTOR)
+    return metrics
 
 
 def run_demo(out: str | Path, tiny: bool = False, seed: int = 0, steps: int | None = None) -> DemoReport:
@@ -271,6 +296,7 @@ def run_demo(out: str | Path, tiny: bool = False, seed: int = 0, steps: int | No
             pred_depths=[STEREO_FACTOR / np.maximum(trained_disps[i], 1e-6) for i in grid_index],
             gt_depths=[data.gt_test[i] for i in grid_index],
             hints=[load_hint(data.hints_dir, line) for line in grid_lines],
+            dense_depths=[data.dense_test[i] for i in grid_index],
         )
     # Only small text files are written after this point (milliseconds), so the stages add up to the run.
     report.seconds = {**clock.seconds, "total": round(sum(clock.seconds.values()), 2)}
@@ -308,6 +334,11 @@ def depth_for_line(root: Path, line: str) -> np.ndarray:
     """The Velodyne ground truth of a split line, projected into its camera (full image size)."""
     folder, index, side = parse_split_line(line)
     return generate_depth_map(calib_dir(root, folder), velodyne_path(root, folder, index), cam=CAMERA_NUMBERS[side])
+
+
+def dense_depth_for_line(root: Path, line: str) -> np.ndarray:
+    """The rendered (dense) depth of a split line, metres, 0 for the sky (``proj_depth/groundtruth``)."""
+    return load_benchmark_depth(benchmark_depth_path(root, *parse_split_line(line)))
 
 
 def load_hint(hints_dir: Path, line: str) -> np.ndarray:

@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 METRIC_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
-LOWER_IS_BETTER = {"abs_rel", "sq_rel", "rmse", "rmse_log"}
+# Depth boundary errors on the rendered (dense) depth, pixels at the render size, and the edge F1.
+BOUNDARY_COLUMNS = {"dbe_acc": "ε_acc px", "dbe_comp": "ε_comp px", "edge_f1": "edge F1"}
+LOWER_IS_BETTER = {"abs_rel", "sq_rel", "rmse", "rmse_log", "dbe_acc", "dbe_comp"}
 ROWS = (
     ("untrained", "untrained network"),
     ("prior", "median-depth prior of the training drives"),
@@ -105,6 +107,11 @@ def verdict(report: Any) -> str:
         f"{prior['abs_rel']:.3f} and {trained['abs_rel'] / untrained['abs_rel']:.2f} × the untrained network's "
         f"{untrained['abs_rel']:.3f}; a1 {trained['a1']:.2f} vs {prior['a1']:.2f}"
     )
+    if "dbe_comp" in trained and "dbe_comp" in prior:
+        sentence += (
+            f"; depth boundaries ε_comp {trained['dbe_comp']:.2f} px vs the prior's {prior['dbe_comp']:.2f} px "
+            f"(ε_acc {trained['dbe_acc']:.2f} vs {prior['dbe_acc']:.2f})"
+        )
     return sentence + ("; it has not learned the scene yet." if len(worse) > len(keys) / 2 else ".")
 
 
@@ -227,6 +234,69 @@ def plot_picture_grid(
     return path
 
 
+def boundary_window(gt_edges: np.ndarray, height: int, width: int) -> tuple[int, int]:
+    """(top, left) of the ``height``×``width`` window holding the most ground-truth edge pixels."""
+    import cv2
+
+    counts = cv2.boxFilter(gt_edges.astype(np.float32), -1, (width, height), normalize=False, anchor=(0, 0),
+                           borderType=cv2.BORDER_CONSTANT)
+    counts = counts[: gt_edges.shape[0] - height + 1, : gt_edges.shape[1] - width + 1]
+    top, left = np.unravel_index(int(np.argmax(counts)), counts.shape)
+    return int(top), int(left)
+
+
+def plot_boundary_crop(
+    image: Path, pred: np.ndarray, dense_gt: np.ndarray, hint: np.ndarray, path: Path
+) -> Path:
+    """One object boundary up close: input, prediction, rendered depth and hint, each with its own
+    edges (iBims-1's detector, orange) over the ground truth's (cyan)."""
+    import cv2
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mldanet.evaluation.boundaries import depth_edges
+
+    rgb = cv2.cvtColor(cv2.imread(str(image)), cv2.COLOR_BGR2RGB)
+    h, w = dense_gt.shape
+    rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA) if rgb.shape[:2] != (h, w) else rgb
+    pred = cv2.resize(pred, (w, h), interpolation=cv2.INTER_LINEAR)
+    hint = cv2.resize(hint, (w, h), interpolation=cv2.INTER_NEAREST)
+    valid = dense_gt > 0
+    gt_edges = depth_edges(dense_gt, valid)
+    crop_h, crop_w = max(16, h // 3), max(32, w // 5)
+    top, left = boundary_window(gt_edges, crop_h, crop_w)
+    window = (slice(top, top + crop_h), slice(left, left + crop_w))
+    near = float(np.percentile(dense_gt[valid], 5)) if valid.any() else 1.0
+    cmap = plt.get_cmap("magma").with_extremes(bad="#c8c8c8")
+    panels = [
+        ("prediction", pred, depth_edges(pred, valid)),
+        ("ground truth (rendered depth)", dense_gt, gt_edges),
+        ("depth hint (fused SGM)", hint, depth_edges(hint, valid & (hint > 0)) if (valid & (hint > 0)).any() else None),
+    ]
+    fig, axes = plt.subplots(1, 4, figsize=(16, 16 * crop_h / (4 * crop_w) + 0.7))
+    axes[0].imshow(rgb[window], interpolation="nearest")
+    axes[0].set_title(f"input, x {left}–{left + crop_w}, y {top}–{top + crop_h}", fontsize=11)
+    for ax, (title, depth, edges) in zip(axes[1:], panels):
+        inverse = np.where(depth > 0, 1.0 / np.maximum(depth, 1e-3), np.nan)[window]
+        ax.imshow(inverse, cmap=cmap, vmin=0.0, vmax=1.0 / max(near, 1e-3), interpolation="nearest")
+        overlay = np.zeros((crop_h, crop_w, 4))
+        overlay[gt_edges[window]] = (0.0, 0.9, 1.0, 1.0)
+        if edges is not None and edges is not gt_edges:
+            overlay[edges[window]] = (1.0, 0.55, 0.0, 1.0)
+        ax.imshow(overlay, interpolation="nearest")
+        ax.set_title(title, fontsize=11)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("depth edges: cyan = ground truth's, orange = the map's own", fontsize=11, y=0.99)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plot_figures(
     out: Path,
     history: list[dict[str, float]],
@@ -234,12 +304,17 @@ def plot_figures(
     pred_depths: list[np.ndarray],
     gt_depths: list[np.ndarray],
     hints: list[np.ndarray],
+    dense_depths: list[np.ndarray] | None = None,
 ) -> dict[str, Path]:
-    """The report's two PNGs (the slow part of the report, timed as its own stage)."""
-    return {
+    """The report's PNGs (the slow part of the report, timed as its own stage); the boundary
+    close-up of the first frame when its dense depth is given."""
+    figures = {
         "curves": plot_training_curves(history, out / "training_curves.png"),
         "grid": plot_picture_grid(images, pred_depths, gt_depths, hints, out / "picture_grid.png"),
     }
+    if dense_depths:
+        figures["boundary"] = plot_boundary_crop(images[0], pred_depths[0], dense_depths[0], hints[0], out / "boundary_crop.png")
+    return figures
 
 
 def stage_rows(seconds: dict[str, float]) -> tuple[list[tuple[str, float]], float]:
@@ -249,7 +324,23 @@ def stage_rows(seconds: dict[str, float]) -> tuple[list[tuple[str, float]], floa
 
 
 def metric_header(key: str) -> str:
-    return f"{key} {'↓' if key in LOWER_IS_BETTER else '↑'}"
+    return f"{BOUNDARY_COLUMNS.get(key, key)} {'↓' if key in LOWER_IS_BETTER else '↑'}"
+
+
+BOUNDARY_NOTE = (
+    "Depth boundaries (ε_acc, ε_comp: iBims-1's boundary errors in pixels at the render size, truncated "
+    "at 10 px; edge F1 at 2 px) against the rendered dense depth over the whole frame."
+)
+
+
+def table_columns(report: Any) -> tuple[str, ...]:
+    """The seven metrics, and the boundary columns when every row has them."""
+    rows = [getattr(report, key) for key, _ in ROWS]
+    return METRIC_KEYS + tuple(k for k in BOUNDARY_COLUMNS if all(k in row for row in rows))
+
+
+def cell(row: dict[str, float], key: str) -> str:
+    return f"{row[key]:.2f}" if key in BOUNDARY_COLUMNS and key != "edge_f1" else f"{row[key]:.3f}"
 
 
 def markdown_report(report: Any, figures: dict[str, Path], flatness: Flatness) -> str:
@@ -257,17 +348,16 @@ def markdown_report(report: Any, figures: dict[str, Path], flatness: Flatness) -
     lines = ["# mldanet demo report", "", f"**{verdict(report)}**", ""]
     if flatness.flat:
         lines += [f"> **Warning.** {flatness.sentence()}", ""]
+    columns = table_columns(report)
     lines += [
-        "| held-out drive | " + " | ".join(metric_header(m) for m in METRIC_KEYS) + " |",
-        "|---|" + "---:|" * len(METRIC_KEYS),
-        *(
-            f"| {label} | " + " | ".join(f"{getattr(report, key)[m]:.3f}" for m in METRIC_KEYS) + " |"
-            for key, label in ROWS
-        ),
+        "| held-out drive | " + " | ".join(metric_header(m) for m in columns) + " |",
+        "|---|" + "---:|" * len(columns),
+        *(f"| {label} | " + " | ".join(cell(getattr(report, key), m) for m in columns) + " |" for key, label in ROWS),
         "",
         "MLDA-Net (ResNet-18, from scratch) trained self-supervised in MS mode with fused-SGM depth hints and",
         "uncertainty (learned) loss weighting on the synthetic drive, evaluated on the held-out drive with",
         "the KITTI Eigen protocol (crop, 1e-3..80 m, stereo scaling ×5.4: metric depth).",
+        *([BOUNDARY_NOTE] if len(columns) > len(METRIC_KEYS) else []),
         "",
         "## Pictures",
         "",
@@ -276,6 +366,8 @@ def markdown_report(report: Any, figures: dict[str, Path], flatness: Flatness) -
         "",
         f"![input, predicted depth, ground truth, hint]({figures['grid'].name})",
         "",
+        *([f"![one boundary up close: prediction, ground truth, hint with edges]({figures['boundary'].name})", ""]
+          if "boundary" in figures else []),
         "## Training",
         "",
         f"![training curves]({figures['curves'].name})",
@@ -317,11 +409,17 @@ def html_report(report: Any, figures: dict[str, Path], flatness: Flatness) -> st
     # Green only when both headline metrics beat the prior; a mixed or worse verdict is amber.
     good = report.trained["abs_rel"] < report.prior["abs_rel"] and report.trained["a1"] >= report.prior["a1"]
     warning = f'<p class="warning"><b>Warning.</b> {html_text(flatness.sentence())}</p>' if flatness.flat else ""
+    columns = table_columns(report)
     metric_rows = "".join(
         f'<tr class="{key}"><td>{html.escape(label)}</td>'
-        + "".join(f"<td>{getattr(report, key)[m]:.3f}</td>" for m in METRIC_KEYS)
+        + "".join(f"<td>{cell(getattr(report, key), m)}</td>" for m in columns)
         + "</tr>"
         for key, label in ROWS
+    )
+    boundary_note = f'<p class="note">{html.escape(BOUNDARY_NOTE)}</p>' if len(columns) > len(METRIC_KEYS) else ""
+    boundary_figure = (
+        f'<h3>One boundary up close</h3><img src="{figures["boundary"].name}" alt="one boundary up close: prediction, '
+        'ground truth and hint with their edges">' if "boundary" in figures else ""
     )
     time_rows = "".join(
         f"<tr><td>{html.escape(name)}</td><td>{s:.1f}</td><td>{100 * s / total:.0f} %</td></tr>" for name, s in stages
@@ -331,12 +429,14 @@ def html_report(report: Any, figures: dict[str, Path], flatness: Flatness) -> st
 <h1>mldanet demo report</h1>
 <p class="verdict {'good' if good else 'bad'}">{html.escape(verdict(report))}</p>
 {warning}
-<table><tr><th>held-out drive</th>{''.join(f'<th>{metric_header(m)}</th>' for m in METRIC_KEYS)}</tr>{metric_rows}</table>
+<table><tr><th>held-out drive</th>{''.join(f'<th>{html.escape(metric_header(m))}</th>' for m in columns)}</tr>{metric_rows}</table>
 <p class="note">MLDA-Net (ResNet-18, from scratch) trained self-supervised in MS mode with fused-SGM depth hints and
 uncertainty loss weighting on the synthetic drive; evaluated on the held-out drive (Eigen protocol, stereo scaling ×5.4: metres).</p>
+{boundary_note}
 <h2>Pictures</h2>
 <p class="note">One colour scale per row, in metres (bar on the right; bright = near). Ground-truth points are drawn enlarged; grey = no measurement.</p>
 <img src="{figures['grid'].name}" alt="input, predicted depth, ground truth, hint">
+{boundary_figure}
 <h2>Training</h2><img src="{figures['curves'].name}" alt="training curves">
 <h2>Time</h2>
 <table><tr><th>stage</th><th>seconds</th><th>share</th></tr>{time_rows}

@@ -64,6 +64,10 @@ def test_train_then_evaluate(own_data, tmp_path, capsys, caplog, mode):
     assert result["metrics"]["abs_rel"] == pytest.approx(abs_rel, abs=5e-5)
     if mode != "M":
         assert result["stereo_factor"] == 5.4
+    # the depth maps are dense: the boundary errors come too
+    boundary = result["boundary"]
+    assert set(boundary) == {"dbe_acc", "dbe_comp", "edge_precision", "edge_recall", "edge_f1", "count"}
+    assert 0 < boundary["dbe_comp"] <= 10 and 0 <= boundary["edge_f1"] <= 1
     assert cli.main(["predict", "--checkpoint", str(run), str(data / "drive_0001" / "0000000005.jpg"),
                      "--out", str(tmp_path / "pred")]) == 0
     assert (tmp_path / "pred" / "0000000005_depth.npy").is_file()

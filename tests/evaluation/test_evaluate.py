@@ -104,6 +104,26 @@ def test_pred_disps_stereo_through_the_cli(tmp_path, capsys):
     assert result["pred_disps"] == str(disp_path) and result["gt"] == str(gt_path) and result["eigen_crop"] is True
 
 
+def test_pred_disps_on_dense_ground_truth_report_boundaries(tmp_path, capsys):
+    # A near box (5 m) before a wall (40 m), the prediction's box 3 px to the right: ε_acc = ε_comp = 3 px
+    # on the box's vertical sides, less where its horizontal sides overlap.
+    gt = np.full((48, 96), 40.0, np.float32)
+    gt[12:36, 30:60] = 5.0
+    pred = np.full_like(gt, 40.0)
+    pred[12:36, 33:63] = 5.0
+    gt_path, disp_path = write_inputs(tmp_path, [gt, gt], [5.4 / gt, 5.4 / pred])
+    out = tmp_path / "result.json"
+    assert main(["evaluate", "--pred-disps", str(disp_path), "--gt", str(gt_path), "--scaling", "stereo",
+                 "--no-eigen-crop", "--json", str(out)]) == 0
+    assert "depth boundaries (2 frames with edges)" in capsys.readouterr().out
+    boundary = json.loads(out.read_text())["boundary"]
+    assert boundary["count"] == 2
+    sides, top_bottom = 2 * 24, 2 * 30  # edge pixels at distance 3, and at distance 0 (±1 at the corners)
+    expected = 0.5 * (0 + 3 * sides / (sides + top_bottom))  # frame 1 scores 0, frame 2 the shifted box
+    assert boundary["dbe_acc"] == pytest.approx(expected, abs=0.3)
+    assert boundary["dbe_comp"] == pytest.approx(expected, abs=0.3)
+
+
 def test_pred_disps_median_reports_the_ratios(tmp_path, capsys):
     gt = np.zeros((20, 60), np.float32)
     gt[8:19, 2:57] = np.linspace(5.0, 50.0, 55)

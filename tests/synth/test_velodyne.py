@@ -118,3 +118,22 @@ def test_project_ground_truth_module_agrees(tiny_dataset):
     landed = gt > 0
     assert landed.sum() > 0.15 * gt.size
     np.testing.assert_array_less(np.abs(gt[landed] - depth[landed]), 0.01)
+
+
+@pytest.mark.parametrize("right", [False, True])
+def test_dense_depth_is_the_render_and_agrees_with_the_scan(tiny_dataset, right):
+    """proj_depth/groundtruth holds each view's rendered depth (KITTI's uint16 × 256, sky 0), read by
+    the annotated-map reader, and it matches the Velodyne scan where a point landed."""
+    from mldanet.data.ground_truth import benchmark_depth_path, generate_depth_map, load_benchmark_depth
+
+    folder = f"{tiny_dataset.date}/{tiny_dataset.drives[1]}"
+    dense = load_benchmark_depth(benchmark_depth_path(tiny_dataset.root, folder, 1, "r" if right else "l"))
+    depth = rendered(tiny_dataset, 1, 1, right=right)
+    unknown = ~(depth < 255)  # the sky, and what uint16 × 256 cannot hold
+    assert unknown.any() and np.all(dense[unknown] == 0)
+    np.testing.assert_array_less(np.abs(dense[~unknown] - depth[~unknown]), 0.5 / 256 + 1e-4)
+    if not right:
+        calib_dir, velo = frame_files(tiny_dataset, 1, 1)
+        scan = generate_depth_map(calib_dir, velo, cam=2, exact_min=True)
+        landed = (scan > 0) & ~unknown
+        np.testing.assert_array_less(np.abs(scan[landed] - dense[landed]), 0.01 + 0.5 / 256)

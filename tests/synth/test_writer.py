@@ -25,7 +25,9 @@ def test_same_seed_same_bytes_whatever_the_workers(tiny_dataset, tmp_path):
     again = write_synthetic_drives(tmp_path / "again", workers=2, progress=False, img_ext=".png", **TINY)
     first, second = tree(tiny_dataset.root), tree(again.root)
     assert first.keys() == second.keys()
-    assert len([k for k in first if k.endswith(".png")]) == 2 * TINY["drives"] * TINY["frames"]
+    images = [k for k in first if k.endswith(".png") and "/data/" in k]
+    dense = [k for k in first if k.endswith(".png") and "proj_depth" in k]
+    assert len(images) == len(dense) == 2 * TINY["drives"] * TINY["frames"]
     assert [k for k in first if first[k] != second[k]] == []
 
 

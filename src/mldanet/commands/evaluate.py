@@ -15,6 +15,7 @@ from mldanet.evaluation.evaluate import (
     evaluate_checkpoint,
     load_pred_disps,
 )
+from mldanet.evaluation.boundaries import format_boundary_row
 from mldanet.evaluation.protocol import SCALINGS, evaluate_disparities, format_metrics_row
 from mldanet.paths import require_dir, require_writable_file
 
@@ -34,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split-file", help="any split file, instead of --split (with --pred-disps: the frames the "
                         "disparities are of, checked against the lines stored in --gt)")
     parser.add_argument("--gt", help="gt_depths.npz from `mldanet export-gt` (default with --checkpoint: from the Velodyne scans)")
-    parser.add_argument("--benchmark-dir", help="KITTI annotated depth maps, for eigen_benchmark without --gt")
+    parser.add_argument("--benchmark-dir", help="KITTI annotated depth maps, for eigen_benchmark without --gt (or the root of "
+                        "`mldanet synth` drives: their dense maps, with depth boundary errors)")
     parser.add_argument("--scaling", choices=SCALINGS,
                         help="default: stereo (×baseline/0.1, 5.4 on KITTI) for S/MS checkpoints, median for M")
     parser.add_argument("--no-eigen-crop", action="store_true", help="score the whole ground truth, not the Garg/Eigen crop")
@@ -132,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
         what += f"; {len(result.skipped)} frames skipped without valid ground truth"
     print(f"{next(iter(source.values()))}: {what}")
     print(format_metrics_row(result.metrics))
+    if result.boundary is not None:
+        print(format_boundary_row(result.boundary))
     if args.json:
         payload = {**result.to_dict(), **source, "gt": str(args.gt) if args.gt else ("velodyne" if kitti else "depth maps"), "eigen_crop": eigen_crop}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,10 @@ Per image: the predicted scaled disparity is resized bilinearly to the ground tr
 crop and to pixels with ``min_depth < gt < max_depth``, scaled (×5.4 for stereo-trained models, or
 by the per-image median ratio gt/pred for monocular ones), clipped to [min_depth, max_depth] and
 scored with the seven metrics; the reported metrics are the mean over images.
+
+Where every ground-truth map is dense (:func:`mldanet.evaluation.boundaries.is_dense`), the
+depth boundary errors of iBims-1 are scored too, on the full-size prediction over the same valid
+pixels (:mod:`mldanet.evaluation.boundaries`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 
 from mldanet.data.units import metric_scale
 from mldanet.data.kitti import BASELINE as KITTI_BASELINE
+from mldanet.evaluation.boundaries import depth_boundary_scores, is_dense, mean_boundary_scores
 from mldanet.evaluation.metrics import METRIC_NAMES, compute_depth_metrics
 
 STEREO_SCALE_FACTOR = metric_scale(KITTI_BASELINE)  # 5.4: KITTI's 0.54 m over the 0.1 training-unit baseline
@@ -39,6 +44,9 @@ class EvalResult:
     ratio_median: median of the ratios; ratio_std: std of ratios / ratio_median (monodepth2's).
     skipped:      indices of images without a single valid ground-truth pixel in the crop.
     eigen_crop:   whether the Garg/Eigen crop was applied.
+    boundary:     mean depth boundary errors (``dbe_acc``, ``dbe_comp`` in pixels, ``edge_precision``,
+                  ``edge_recall``, ``edge_f1``, ``count`` of images with ground-truth edges) on dense
+                  ground truth; None on sparse ground truth or when no map has an edge.
     """
 
     metrics: dict[str, float]
@@ -51,6 +59,7 @@ class EvalResult:
     ratio_std: float | None = None
     skipped: list[int] = field(default_factory=list)
     eigen_crop: bool = True
+    boundary: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (without the per-image table)."""
@@ -62,6 +71,8 @@ class EvalResult:
             out["ratio_std"] = self.ratio_std
         if self.skipped:
             out["skipped"] = list(self.skipped)
+        if self.boundary is not None:
+            out["boundary"] = dict(self.boundary)
         return out
 
 
@@ -81,8 +92,12 @@ def evaluate_disparities(
     max_depth: float = 80.0,
     eigen_crop: bool = True,
     stereo_factor: float = STEREO_SCALE_FACTOR,
+    boundaries: bool | None = None,
 ) -> EvalResult:
-    """Score N scaled disparities (each h×w, any size) against N ground-truth depths (each H×W, 0 = none)."""
+    """Score N scaled disparities (each h×w, any size) against N ground-truth depths (each H×W, 0 = none).
+
+    ``boundaries``: score depth boundaries too; None (default): when every ground-truth map is dense.
+    """
     if scaling not in SCALINGS:
         raise ValueError(f"scaling {scaling!r} is not one of {', '.join(SCALINGS)}")
     if len(pred_disps) != len(gt_depths):
@@ -94,6 +109,9 @@ def evaluate_disparities(
         raise ValueError("nothing to evaluate: no predictions and no ground truth")
     per_image = np.full((len(gt_depths), len(METRIC_NAMES)), np.nan)
     ratios, skipped = [], []
+    if boundaries is None:
+        boundaries = all(is_dense(gt) for gt in gt_depths)
+    edge_scores = []
     for i, (disp, gt) in enumerate(zip(pred_disps, gt_depths)):
         gt = np.asarray(gt, dtype=np.float64)
         disp = np.asarray(disp, dtype=np.float32)
@@ -121,6 +139,11 @@ def evaluate_disparities(
         pred_valid = np.clip(pred_valid, min_depth, max_depth)
         scores = compute_depth_metrics(gt_valid, pred_valid)
         per_image[i] = [scores[name] for name in METRIC_NAMES]
+        if boundaries:
+            # Boundaries are invariant to the scale (the detector normalises each map), not to the clipping.
+            scale = stereo_factor if scaling == "stereo" else ratios[-1]
+            full = np.clip(np.nan_to_num(pred * scale, posinf=max_depth), min_depth, max_depth)
+            edge_scores.append(depth_boundary_scores(full, gt, valid))
     if len(skipped) == len(gt_depths):
         raise ValueError(
             f"none of the {len(gt_depths)} ground-truth maps has a valid pixel "
@@ -135,6 +158,7 @@ def evaluate_disparities(
         stereo_factor=stereo_factor,
         skipped=skipped,
         eigen_crop=eigen_crop,
+        boundary=mean_boundary_scores(edge_scores) if boundaries else None,
     )
     if scaling == "median":
         result.ratios = np.asarray(ratios)

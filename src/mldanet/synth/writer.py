@@ -6,6 +6,7 @@
     OUT/<DATE>/<DATE>_drive_<nnnn>_sync/image_02/data/<10 digits>.jpg|png   (+ timestamps.txt)
                                         image_03/data/...
                                         velodyne_points/data/<10 digits>.bin  float32 × 4
+                                        proj_depth/groundtruth/image_0{2,3}/<10 digits>.png  dense depth
     OUT/splits/synth/{train,val,test}_files.txt
     OUT/synth_info.json          seed, sizes, intrinsics, baseline, per-frame poses
 
@@ -20,6 +21,10 @@ Pixel convention. The renderer puts pixel centres at integer coordinates with th
 KITTI's 1-based pixel convention, principal point (cx + 1, cy + 1): monodepth2's
 ``generate_depth_map`` (and :mod:`mldanet.data.ground_truth`) subtract one after projecting, and
 so put each Velodyne point on the pixel the renderer drew it on.
+
+Dense depth. Beside the scans, every view's rendered depth is saved where KITTI's annotated depth
+maps lie (``proj_depth/groundtruth``, uint16 PNG of metres × 256, 0 for the sky), so that
+``--benchmark-dir`` of the drives' root scores against it and depth boundaries can be measured.
 """
 
 from __future__ import annotations
@@ -177,6 +182,19 @@ def _write_image(path: Path, rgb: np.ndarray) -> None:
         raise OSError(f"could not write image {path}")
 
 
+def _known_depth(depth: np.ndarray) -> np.ndarray:
+    """Rendered depth with the sky (infinite) as 0, unknown, as depth maps store it."""
+    return np.where(np.isfinite(depth), depth, 0.0).astype(np.float32)
+
+
+def _write_depth_png(path: Path, depth: np.ndarray) -> None:
+    """KITTI's annotated-depth format: uint16 metres × 256, 0 = unknown (and beyond 255 m)."""
+    scaled = np.round(_known_depth(depth) * 256.0)
+    scaled[scaled > np.iinfo(np.uint16).max] = 0
+    if not cv2.imwrite(str(path), scaled.astype(np.uint16), [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+        raise OSError(f"could not write depth map {path}")
+
+
 _DRIVES: dict[tuple[int, int, int], Drive] = {}
 
 
@@ -204,11 +222,12 @@ def render_frames(task: tuple) -> int:
             _write_image(folder / "image_02" / "data" / f"{name}{img_ext}", left.rgb)
             _write_image(folder / "image_03" / "data" / f"{name}{img_ext}", right.rgb)
             velodyne_scan(drive.scene, pose, intrinsics, left).tofile(folder / "velodyne_points" / "data" / f"{name}.bin")
+            for camera, view in (("image_02", left), ("image_03", right)):
+                _write_depth_png(folder / "proj_depth" / "groundtruth" / camera / f"{name}.png", view.depth)
         else:
             _write_image(folder / f"{name}{img_ext}", left.rgb)
             _write_image(folder / "right" / f"{name}{img_ext}", right.rgb)
-            depth = np.where(np.isfinite(left.depth), left.depth, 0.0).astype(np.float32)  # sky: unknown
-            np.save(folder / "depth" / f"{name}.npy", depth)
+            np.save(folder / "depth" / f"{name}.npy", _known_depth(left.depth))
     return stop - start
 
 
@@ -325,6 +344,8 @@ def write_synthetic_drives(
         for sub in ("image_02", "image_03", "velodyne_points"):
             (folder / sub / "data").mkdir(parents=True, exist_ok=True)
             (folder / sub / "timestamps.txt").write_text(_timestamps(d, frames))
+        for camera in ("image_02", "image_03"):
+            (folder / "proj_depth" / "groundtruth" / camera).mkdir(parents=True, exist_ok=True)
     if layout == "kitti":
         (date_dir / "calib_cam_to_cam.txt").write_text(calib_cam_to_cam(Intrinsics.for_size(width, height), width, height))
         (date_dir / "calib_velo_to_cam.txt").write_text(calib_velo_to_cam())
