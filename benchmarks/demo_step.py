@@ -1,0 +1,124 @@
+"""The demo's training step against its FLOP floor (``demo_step`` section of RESULTS.md).
+
+    .venv/bin/python benchmarks/demo_step.py [--rounds 7] [--variant mlda|baseline] [--no-write]
+
+The step of ``mldanet demo`` (presets/demo.yaml: MLDA-Net R18 from scratch, 192×64, batch 4, MS
+with depth hints and learned loss weights, Adam) on a synthetic batch, so that data loading is
+left out. The floor is the step's convolution and matrix FLOPs (forward and backward of the
+depth and pose nets) ÷ this CPU's best 3×3-convolution rate, measured before and after the
+steps (the faster one counts). A profile of a few steps says where the time above the floor goes.
+Target (issue 22): step ≤ 1.8× the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import machine_line, write_section  # noqa: E402
+from workloads import _Sized, conv_rate, median_seconds, step_flops, synthetic_batch  # noqa: E402
+
+from mldanet.config import load_preset  # noqa: E402
+from mldanet.training.trainer import Trainer  # noqa: E402
+
+TARGET = 1.8
+# Profiler events whose inclusive time is a part of the step (they do not nest in one another);
+# the rest of the step is element-wise work, copies and reductions.
+CATEGORIES = (
+    ("optimizer step (Adam)", ("Optimizer.step",)),
+    ("convolution backward", ("aten::convolution_backward",)),
+    ("convolution forward", ("aten::convolution",)),
+    ("matrix products (attention)", ("aten::bmm", "aten::baddbmm")),
+    ("grid sample (warps), fwd + bwd", ("aten::grid_sampler_2d", "aten::grid_sampler_2d_backward")),
+)
+OTHER = "the rest (element-wise, normalisation, copies, reductions)"
+
+
+def demo_trainer(variant: str, out: str) -> tuple[Trainer, object]:
+    config = load_preset("demo")
+    config.model.variant = variant
+    config.train.out = out
+    config.train.device = "cpu"
+    trainer = Trainer(config, _Sized(1000), None, progress=False)
+    return trainer, synthetic_batch(config).to(trainer.device)
+
+
+def profile_breakdown(trainer: Trainer, batch, steps: int = 3) -> dict[str, float]:
+    """Seconds per step by part (:data:`CATEGORIES`' inclusive times; the rest of the wall time as :data:`OTHER`)."""
+    import time
+
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
+        for _ in range(steps):
+            trainer.train_step(batch, epoch=0)
+        wall = time.perf_counter() - start
+    seconds = {name: 0.0 for name, _ in CATEGORIES}
+    for event in prof.key_averages():
+        for name, keys in CATEGORIES:
+            if event.key in keys or (keys == ("Optimizer.step",) and event.key.startswith("Optimizer.step")):
+                seconds[name] += event.cpu_time_total / 1e6
+    parts = {k: v / steps for k, v in seconds.items()}
+    parts[OTHER] = wall / steps - sum(parts.values())
+    return dict(sorted(parts.items(), key=lambda kv: -kv[1])) | {"total": wall / steps}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=7, help="rounds of (conv-rate probe, 3 timed steps); the median round is reported")
+    parser.add_argument("--variant", choices=["mlda", "baseline"], default="mlda")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    parser.add_argument("--out", default="/tmp/mldanet-demo-step", help="scratch run folder (nothing is saved)")
+    args = parser.parse_args()
+    device = torch.device("cpu")
+    trainer, batch = demo_trainer(args.variant, args.out)
+    flops = step_flops(trainer, batch)
+    for _ in range(3):
+        trainer.train_step(batch, epoch=0)
+    # This VM's speed drifts by ±15 % within a minute: each round measures the conv rate and then
+    # three steps, so that a step is compared with the floor of the same moment.
+    rounds = []
+    for _ in range(args.rounds):
+        rate_now = conv_rate(device, repeats=5)
+        step_now = median_seconds(lambda: trainer.train_step(batch, epoch=0), repeats=3, warmup=0)
+        rounds.append((step_now / (flops / rate_now), rate_now, step_now))
+    rounds.sort()
+    ratio, rate, seconds = rounds[len(rounds) // 2]
+    floor = flops / rate
+    spread = f"{rounds[0][0]:.2f}–{rounds[-1][0]:.2f}"
+    breakdown = profile_breakdown(trainer, batch)
+    mark = f"met: ≤ {TARGET}" if ratio <= TARGET else f"missed: ≤ {TARGET}"
+    params = sum(p.numel() for p in trainer.optimizer.param_groups[0]["params"]) + sum(
+        p.numel() for g in trainer.optimizer.param_groups[1:] for p in g["params"]
+    )
+    lines = [
+        f"The step of presets/demo.yaml ({args.variant}, R18 from scratch, 192×64, batch 4, MS + hints, learned weights, "
+        f"Adam over {params / 1e6:.1f} M parameters) on a synthetic batch.",
+        "",
+        "| GFLOP (fwd + bwd) | conv rate GFLOP/s | floor s | step s | step ÷ floor (median round) | over rounds |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| {flops / 1e9:.0f} | {rate / 1e9:.0f} | {floor:.3f} | {seconds:.3f} | **{ratio:.2f}** ({mark}) | {spread} |",
+        "",
+        "Where a step's time goes (torch.profiler, inclusive CPU time of each part, mean of 3 profiled steps, which the "
+        f"profiler slows to {breakdown['total']:.3f} s):",
+        "",
+        "| part | s per step | share |",
+        "| --- | ---: | ---: |",
+        *(f"| {k} | {v:.3f} | {100 * v / breakdown['total']:.0f} % |" for k, v in breakdown.items() if k != "total"),
+    ]
+    body = "\n".join(lines)
+    print(machine_line())
+    print(body)
+    if not args.no_write:
+        suffix = "" if args.variant == "mlda" else f"_{args.variant}"
+        write_section(f"demo_step{suffix}", body, title="Demo: the training step against its FLOP floor" + (f" ({args.variant})" if suffix else ""))
+
+
+if __name__ == "__main__":
+    main()
