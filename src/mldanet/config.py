@@ -25,7 +25,7 @@ from mldanet.types import STEREO, FrameId
 Mode = Literal["M", "S", "MS"]
 Variant = Literal["mlda", "baseline"]
 Affinity = Literal["cosine", "scaled", "raw"]
-StructureAttentionForm = Literal["residual", "guided", "seed"]
+StructureAttentionForm = Literal["residual", "guided", "seed", "none"]
 DecoderNorm = Literal["group", "none"]
 Weighting = Literal["fixed", "uncertainty"]
 Schedule = Literal["step", "cosine"]
@@ -42,7 +42,8 @@ class ModelConfig:
     variant: Variant = "mlda"
     decoder_attention: bool = True  # channel attention in the decoder (docs/METHOD.md §5, step 2)
     attention_affinity: Affinity = "cosine"  # models/attention.py ChannelAttention
-    structure_attention: StructureAttentionForm = "residual"  # models/attention.py StructureAttention
+    structure_attention: StructureAttentionForm = "residual"  # models/attention.py StructureAttention; none: SA off
+    multi_level: bool = True  # the image branch fused by global attention (docs/METHOD.md §1–§3); false: backbone features only
     decoder_norm: DecoderNorm = "group"  # MLDA-Net's decoder blocks (models/decoder.py ConvBlock); baseline: none
     scales: tuple[int, ...] = (0, 1, 2, 3)
     weights_init: str = "pretrained"  # pretrained | scratch | path to a torchvision state dict

@@ -182,3 +182,24 @@ def test_head_bias_sets_the_starting_disparity_of_every_scale(variant: str) -> N
         assert torch.allclose(disp, torch.sigmoid(torch.tensor(-3.0)).expand_as(disp)), scale
         # With random weights the bias is the centre the random part scatters around.
         assert abs(torch.logit(random_heads[scale]).median().item() + 3.0) < 1.0, scale
+
+
+def test_ablation_switches_remove_exactly_their_parts():
+    """SA off and the multi-level features off (the component ablation's rows): those modules are
+    gone, the rest is the full network's, and the output is still a disparity at every scale."""
+    from mldanet.models import build_depth_net
+
+    full = build_depth_net("resnet18", "mlda")
+    no_sa = build_depth_net("resnet18", "mlda", structure_attention="none")
+    single = build_depth_net("resnet18", "mlda", multi_level=False)
+    assert no_sa.decoder.structure_attention is None and no_sa.image_branch is not None
+    assert single.image_branch is None and single.global_attention is None
+    assert single.decoder.structure_attention is not None and single.decoder.channel_attention is not None
+    full_names = set(full.state_dict())
+    assert set(no_sa.state_dict()) == {n for n in full_names if ".structure_attention." not in n}
+    assert set(single.state_dict()) == {n for n in full_names if not n.startswith(("image_branch.", "global_attention."))}
+    image = torch.rand(1, 3, 64, 96)
+    for net in (no_sa, single):
+        disps, gates = net.eval()(image, return_attention=True)
+        assert sorted(disps) == [0, 1, 2, 3] and all(((d > 0) & (d < 1)).all() for d in disps.values())
+        assert bool(gates) is (net is single)

@@ -21,6 +21,7 @@ def build_depth_net(
     weights_path: str | Path | None = None,
     structure_attention: str = "residual",
     decoder_norm: str = "group",
+    multi_level: bool = True,
 ) -> DepthNet:
     """The depth network; ``forward(image)`` maps B×3×H×W in [0, 1] to {scale: B×1×H/2^s×W/2^s disparity}.
 
@@ -30,11 +31,13 @@ def build_depth_net(
     attention_affinity: the channel attention's affinity, "cosine" | "scaled" | "raw"
     (``ChannelAttention``); structure_attention: the structure attention's form,
     "residual" | "guided" | "seed" (``StructureAttention``); decoder_norm: "group" | "none", the
-    MLDA-Net decoder blocks' normalisation (``ConvBlock``; the baseline has none).
+    MLDA-Net decoder blocks' normalisation (``ConvBlock``; the baseline has none); structure_attention
+    "none" turns SA off; multi_level=False drops the image branch and its global attention (the
+    ablation's rows, benchmarks/ablation_components.py).
     """
     return DepthNet(
         backbone, variant, pretrained, scales, decoder_attention, attention_affinity, weights_path, structure_attention,
-        decoder_norm,
+        decoder_norm, multi_level,
     )
 
 
@@ -55,4 +58,5 @@ def depth_net_from_config(model, pretrained: bool = False, weights_path: str | P
         weights_path=weights_path,
         structure_attention=model.structure_attention,
         decoder_norm=model.decoder_norm,
+        multi_level=model.multi_level,
     )

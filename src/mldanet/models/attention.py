@@ -94,7 +94,8 @@ class GlobalAttention(nn.Module):
         )
 
 
-STRUCTURE_ATTENTION_FORMS = typing.get_args(StructureAttentionForm)
+# "none" is the decoder's (no module at all), not a form of this one.
+STRUCTURE_ATTENTION_FORMS = tuple(f for f in typing.get_args(StructureAttentionForm) if f != "none")
 
 
 class StructureAttention(nn.Module):

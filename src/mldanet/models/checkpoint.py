@@ -133,6 +133,7 @@ def _upgraded_model_section(model: dict[str, Any]) -> dict[str, Any]:
         model["attention_affinity"] = "scaled" if model.pop("attention_scale", True) else "raw"
     model.setdefault("structure_attention", "guided")
     model.setdefault("decoder_norm", "none")
+    model.setdefault("multi_level", True)
     return model
 
 

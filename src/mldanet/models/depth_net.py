@@ -28,7 +28,8 @@ class DepthNet(nn.Module):
 
     ``variant="mlda"``: both MLFE branches fused by global attention per level, decoder with
     channel attention (unless ``decoder_attention=False``) and structure attention of the form
-    ``structure_attention`` ("residual" | "guided" | "seed", see :class:`StructureAttention`).
+    ``structure_attention`` ("residual" | "guided" | "seed", see :class:`StructureAttention`; "none": off),
+    the image branch and its global attention unless ``multi_level=False``,
     and decoder blocks normalised by ``decoder_norm`` ("group" | "none", see :class:`ConvBlock`).
     ``variant="baseline"``: image branch, GA, decoder CA, SA and norm all off, which is monodepth2's
     ResNet + U-Net (``decoder_attention`` and ``decoder_norm`` are then ignored).
@@ -45,6 +46,7 @@ class DepthNet(nn.Module):
         weights_path: str | Path | None = None,
         structure_attention: str = "residual",
         decoder_norm: str = "group",
+        multi_level: bool = True,
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
@@ -53,15 +55,15 @@ class DepthNet(nn.Module):
         self.variant = variant
         self.encoder = BackboneBranch(backbone, pretrained, weights_path)
         mlda = variant == "mlda"
-        self.image_branch = ImageBranch() if mlda else None
+        self.image_branch = ImageBranch() if mlda and multi_level else None
         self.global_attention = (
-            nn.ModuleList(GlobalAttention(c, attention_affinity) for c in LEVEL_CHANNELS) if mlda else None
+            nn.ModuleList(GlobalAttention(c, attention_affinity) for c in LEVEL_CHANNELS) if mlda and multi_level else None
         )
         self.decoder = Decoder(
             LEVEL_CHANNELS,
             scales=scales,
             channel_attention=mlda and decoder_attention,
-            structure_attention=mlda,
+            structure_attention=mlda and structure_attention != "none",
             attention_affinity=attention_affinity,
             structure_form=structure_attention,
             norm=decoder_norm if mlda else "none",

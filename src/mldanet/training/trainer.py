@@ -95,7 +95,7 @@ from mldanet.types import Batch, LossResult
 UNPREFIXED_TERMS = ("weight/", "log_var/", "lr", "train/", "collapse/", "gates/")
 
 # Model fields a resumed run must share with its checkpoint (the others do not change the weights).
-ARCHITECTURE_KEYS = ("backbone", "variant", "decoder_attention", "structure_attention", "decoder_norm", "scales")
+ARCHITECTURE_KEYS = ("backbone", "variant", "decoder_attention", "structure_attention", "multi_level", "decoder_norm", "scales")
 
 
 # One fused kernel per parameter tensor instead of a dozen element-wise passes: Adam over the demo's

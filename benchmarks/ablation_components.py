@@ -1,0 +1,248 @@
+"""Which part of MLDA-Net does what: a component ablation on the synthetic drive (``ablation_components``).
+
+    .venv/bin/python benchmarks/ablation_components.py [--steps 1000] [--seeds 0 1] [--rows ...]
+        [--eval-every 100] [--out ablation_components] [--report-only]
+
+The demo's data and recipe (presets/demo.yaml: 192×64, batch 4, MS + depth hints + learned loss
+weights, cosine lr with warm-up, from scratch), one change per row:
+
+- ``baseline``: monodepth2's ResNet + U-Net (no image branch, no attention, no decoder norm);
+- ``full``: MLDA-Net as shipped (residual SA);
+- ``sa_off``: MLDA-Net with the structure attention off (the identity);
+- ``sa_guided``, ``sa_seed``: the other SA forms (the specification's, the source's Eq. 8);
+- ``ca_off``: the decoder's channel attention off;
+- ``single_level``: the image branch and its global attention off (backbone features only).
+
+Every ``--eval-every`` steps each run scores the held-out drive: the seven metrics on the
+Velodyne points and iBims-1's depth boundary errors on the rendered dense depth
+(``<out>/runs/<row>_seed<s>/heldout.jsonl``). A finished run's result goes to ``<out>/results.json``
+at once; a run killed midway resumes from its last checkpoint (every ``--eval-every`` steps), and
+finished runs are skipped, so rerunning the same command continues the study. The table gives
+mean ± std over the seeds done, and says which differences from ``full`` exceed the seed spread
+(|Δmean| > std_full + std_row); the plot shows each row's held-out curves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import write_section  # noqa: E402
+
+from mldanet.config import apply_overrides  # noqa: E402
+from mldanet.demo import DemoSettings, StageClock, demo_config, evaluate_on_test, prepare_data  # noqa: E402
+
+ROWS = {
+    "baseline": ("baseline (monodepth2-style)", ["model.variant=baseline"]),
+    "full": ("MLDA-Net (residual SA)", []),
+    "sa_off": ("SA off", ["model.structure_attention=none"]),
+    "sa_guided": ("SA guided (replacing)", ["model.structure_attention=guided"]),
+    "sa_seed": ("SA seed (Eq. 8)", ["model.structure_attention=seed"]),
+    "ca_off": ("decoder CA off", ["model.decoder_attention=false"]),
+    "single_level": ("multi-level features off", ["model.multi_level=false"]),
+}
+# The paper's claim first: baseline, full and SA off over every seed, then the other rows.
+FIRST = ("baseline", "full", "sa_off")
+COLUMNS = ("abs_rel", "a1", "dbe_acc", "dbe_comp", "edge_f1")
+LOWER_IS_BETTER = {"abs_rel", "dbe_acc", "dbe_comp"}
+
+
+def run_order(rows: list[str], seeds: list[int]) -> list[tuple[str, int]]:
+    first = [(r, s) for s in seeds for r in rows if r in FIRST]
+    return first + [(r, s) for s in seeds for r in rows if r not in FIRST]
+
+
+def train_one(data, settings: DemoSettings, row: str, seed: int, run_dir: Path, eval_every: int) -> dict[str, float]:
+    """Train one row from one seed (resuming its run folder when a checkpoint is there) → final held-out scores."""
+    from mldanet.training.datasets import build_datasets
+    from mldanet.training.trainer import Trainer
+
+    config = apply_overrides(demo_config(settings, data.root, data.splits_dir, data.hints_dir, run_dir, seed), ROWS[row][1])
+    config.train.checkpoint_every = eval_every
+    config.train.log_every = eval_every
+    last = run_dir / "checkpoints" / "last.pt"
+    train_set, _ = build_datasets(config)
+    trainer: Trainer
+    curve = run_dir / "heldout.jsonl"
+
+    def held_out(step: int, _values: dict[str, float]) -> None:
+        if step % eval_every == 0 and step < config.optim.max_steps:
+            metrics, _ = evaluate_on_test(trainer.depth_net, data, config)
+            with curve.open("a") as handle:
+                handle.write(json.dumps({"step": step, **metrics}) + "\n")
+
+    trainer = Trainer(config, train_set, None, resume=last if last.is_file() else None, progress=False, on_log=held_out)
+    trainer.train()
+    metrics, _ = evaluate_on_test(trainer.depth_net, data, config)
+    metrics |= structure_attention_state(trainer.depth_net)
+    with curve.open("a") as handle:
+        handle.write(json.dumps({"step": config.optim.max_steps, **metrics}) + "\n")
+    return metrics
+
+
+def structure_attention_state(net) -> dict[str, float]:
+    """Mean γ of each residual SA level (``gamma_k``), when the network has them."""
+    sa = getattr(net.decoder, "structure_attention", None)
+    if sa is None:
+        return {}
+    return {f"gamma_{k}": float(m.gamma.mean()) for k, m in sa.items() if m.gamma is not None}
+
+
+def summary(results: dict[str, dict[str, dict[str, float]]], rows: list[str]) -> dict[str, dict[str, tuple[float, float, int]]]:
+    out = {}
+    for row in rows:
+        runs = list(results.get(row, {}).values())
+        if runs:
+            out[row] = {
+                k: (float(np.mean([r[k] for r in runs])), float(np.std([r[k] for r in runs], ddof=1)) if len(runs) > 1 else float("nan"), len(runs))
+                for k in COLUMNS
+            }
+    return out
+
+
+def verdicts(stats) -> list[str]:
+    if "full" not in stats:
+        return ["- (no full-method run yet)"]
+    lines = []
+    for row, values in stats.items():
+        if row == "full":
+            continue
+        beyond = []
+        for key in COLUMNS:
+            (mf, sf, nf), (mr, sr, nr) = stats["full"][key], values[key]
+            if nf > 1 and nr > 1 and abs(mr - mf) > sf + sr:
+                better = (mf < mr) == (key in LOWER_IS_BETTER)
+                beyond.append(f"{key} ({'full better' if better else 'full worse'})")
+        seeds = min(values["abs_rel"][2], stats["full"]["abs_rel"][2])
+        if seeds < 2:
+            lines.append(f"- {ROWS[row][0]}: fewer than 2 seeds done, no verdict yet.")
+        else:
+            lines.append(f"- {ROWS[row][0]}: " + (", ".join(beyond) + " differ beyond the seed spread." if beyond else "no column differs from the full method beyond the seed spread."))
+    return lines
+
+
+def table(stats) -> list[str]:
+    header = ["abs_rel ↓", "a1 ↑", "ε_acc px ↓", "ε_comp px ↓", "edge F1 ↑"]
+    lines = ["| row | seeds | " + " | ".join(header) + " |", "| --- | ---: |" + " ---: |" * len(COLUMNS)]
+    for row, values in stats.items():
+        cells = [f"{m:.3f} ± {s:.3f}" if s == s else f"{m:.3f}" for m, s, _ in (values[k] for k in COLUMNS)]
+        lines.append(f"| {ROWS[row][0]} | {values['abs_rel'][2]} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def plot_curves(out: Path, rows: list[str], seeds: list[int]) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    drawn = False
+    for i, row in enumerate(rows):
+        for seed in seeds:
+            path = out / "runs" / f"{row}_seed{seed}" / "heldout.jsonl"
+            if not path.is_file():
+                continue
+            points = sorted({p["step"]: p for p in map(json.loads, path.read_text().splitlines())}.values(), key=lambda p: p["step"])
+            for ax, key in zip(axes, ("abs_rel", "dbe_acc", "dbe_comp")):
+                ax.plot([p["step"] for p in points], [p[key] for p in points], color=f"C{i}", lw=1.2,
+                        ls="-" if seed == seeds[0] else "--", label=f"{ROWS[row][0]}, seed {seed}")
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    for ax, title in zip(axes, ("abs_rel (held-out, Velodyne)", "ε_acc px (held-out, dense)", "ε_comp px (held-out, dense)")):
+        ax.set_title(title)
+        ax.set_xlabel("step")
+    axes[2].legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    path = Path(__file__).resolve().parent / "ablation_components.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
+    parser.add_argument("--eval-every", type=int, default=100, help="held-out evaluation and checkpoint interval")
+    parser.add_argument("--out", default="ablation_components", help="data, runs and results.json")
+    parser.add_argument("--report-only", action="store_true", help="write the table and plot from the runs done; train nothing")
+    args = parser.parse_args()
+    out = Path(args.out)
+    settings = replace(DemoSettings.default(), steps=args.steps)
+    results_path = out / f"results_{args.steps}.json"
+    results: dict[str, dict[str, dict[str, float]]] = json.loads(results_path.read_text()) if results_path.exists() else {}
+    start = time.perf_counter()
+    if not args.report_only:
+        data_marker = out / "data_ready"
+        data = prepare_data(out, settings, seed=0, clock=StageClock()) if not data_marker.exists() else None
+        if data is None:  # the drives and hints are there: only the ground truth is read again
+            data = prepare_data_cached(out, settings)
+        data_marker.write_text("rendered with data seed 0\n")
+        for row, seed in run_order(args.rows, args.seeds):
+            if str(seed) in results.get(row, {}):
+                continue
+            tick = time.perf_counter()
+            run_dir = out / "runs" / f"{row}_seed{seed}"
+            metrics = train_one(data, settings, row, seed, run_dir, args.eval_every)
+            results.setdefault(row, {})[str(seed)] = metrics
+            results_path.write_text(json.dumps(results, indent=2))
+            print(f"{row}, seed {seed}: abs_rel {metrics['abs_rel']:.4f}, ε_comp {metrics['dbe_comp']:.2f} px "
+                  f"({time.perf_counter() - tick:.0f} s)", flush=True)
+    stats = summary(results, list(ROWS))
+    done = [f"{row} seed {seed}" for row in ROWS for seed in sorted(results.get(row, {}), key=int)]
+    plot = plot_curves(out, list(ROWS), args.seeds)
+    gammas = {
+        row: {k: float(np.mean([r[k] for r in runs.values()])) for k in sorted(next(iter(runs.values()))) if k.startswith("gamma_")}
+        for row, runs in results.items() if runs
+    }
+    body = [
+        f"The demo's data and recipe (4 drives × 100 frames rendered at 640×192, test on the held-out drive; MS + hints + "
+        f"learned loss weights at 192×64, batch 4), {args.steps} steps per run; abs_rel and a1 on the Velodyne points "
+        "(Eigen crop, stereo scaling), ε_acc / ε_comp (iBims-1, px at 640×192, θ = 10) and edge F1 (2 px) on the rendered "
+        "dense depth over the whole frame. Mean ± std over the seeds done.",
+        "",
+        *table(stats),
+        "",
+        "Differences from the full method beyond the seed spread (|Δmean| > std_full + std_row):",
+        "",
+        *verdicts(stats),
+        "",
+        "Structure attention's mixing weight γ after training (mean over channels, per decoder level k; initial 0.1):",
+        "",
+        *(f"- {ROWS[row][0]}: " + ", ".join(f"k={k.split('_')[1]} {v:.3f}" for k, v in g.items()) for row, g in gammas.items() if g),
+        "",
+        f"Runs done ({len(done)}): {', '.join(done) or 'none'}. Rerun the command to continue the study.",
+        *( [f"", f"![held-out curves per row]({plot.name})"] if plot else []),
+    ]
+    print("\n".join(body))
+    print(f"({time.perf_counter() - start:.0f} s)")
+    write_section("ablation_components", "\n".join(body), title="Component ablation on the synthetic drive")
+
+
+def prepare_data_cached(out: Path, settings: DemoSettings):
+    """The rendered drives and hints of an earlier start of this study, with their ground truth read again."""
+    from mldanet.demo import DemoData, demo_split, dense_depth_for_line, depth_for_line, median_depth_prior
+
+    root = out / "kitti"
+    splits_dir = root / "splits"
+    train_lines, test_lines = demo_split(splits_dir)
+    grid_lines = test_lines[:: max(1, len(test_lines) // settings.grid_frames)][: settings.grid_frames]
+    gt_test = [depth_for_line(root, line) for line in test_lines]
+    prior = median_depth_prior([depth_for_line(root, line) for line in train_lines if line.endswith(" l")])
+    dense = [dense_depth_for_line(root, line) for line in test_lines]
+    return DemoData(root, splits_dir, out / "hints", test_lines, grid_lines, gt_test, prior, dense)
+
+
+if __name__ == "__main__":
+    main()
