@@ -209,8 +209,8 @@ def main() -> None:
     body = [
         f"The demo's data and recipe (4 drives × 100 frames rendered at 640×192, test on the held-out drive; MS + hints + "
         f"learned loss weights at 192×64, batch 4), {args.steps} steps per run; abs_rel and a1 on the Velodyne points "
-        "(Eigen crop, stereo scaling), ε_acc / ε_comp (iBims-1, px at 640×192, θ = 10) and edge F1 (2 px) on the rendered "
-        "dense depth over the whole frame. Mean ± std over the seeds done.",
+        "(Eigen crop, stereo scaling), ε_acc / ε_comp (iBims-1, px at the network's 192×64, θ = 10) and edge F1 (2 px) on "
+        "the rendered dense depth over the whole frame. Mean ± std over the seeds done.",
         "",
         *table(stats),
         "",

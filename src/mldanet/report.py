@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 METRIC_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
-# Depth boundary errors on the rendered (dense) depth, pixels at the render size, and the edge F1.
+# Depth boundary errors on the rendered (dense) depth, pixels at the network's output size, and the edge F1.
 BOUNDARY_COLUMNS = {"dbe_acc": "ε_acc px", "dbe_comp": "ε_comp px", "edge_f1": "edge F1"}
 LOWER_IS_BETTER = {"abs_rel", "sq_rel", "rmse", "rmse_log", "dbe_acc", "dbe_comp"}
 ROWS = (
@@ -328,8 +328,8 @@ def metric_header(key: str) -> str:
 
 
 BOUNDARY_NOTE = (
-    "Depth boundaries (ε_acc, ε_comp: iBims-1's boundary errors in pixels at the render size, truncated "
-    "at 10 px; edge F1 at 2 px) against the rendered dense depth over the whole frame."
+    "Depth boundaries (ε_acc, ε_comp: iBims-1's boundary errors in pixels at the network's output size, "
+    "truncated at 10 px; edge F1 at 2 px) against the rendered dense depth, resized to that size, over the whole frame."
 )
 
 
