@@ -239,7 +239,10 @@ def evaluate_on_test(net: torch.nn.Module, data: DemoData, recipe: Config) -> tu
     return metrics, disps
 
 
-def evaluate_prior(data: DemoData) -> dict[str, float]:
+def evaluate_prior(data: DemoData, recipe: Config) -> dict[str, float]:
+    """The seven metrics of the median-depth prior at its full size; its boundaries at the size the
+    network predicts (``recipe``'s), as the network's are scored."""
+    from mldanet.data.ground_truth import resize_depth_nearest
     from mldanet.evaluation.protocol import evaluate_disparities
 
     # The prior is metric; as a disparity it is 5.4 / depth so that stereo scaling returns it unchanged.
@@ -247,7 +250,8 @@ def evaluate_prior(data: DemoData) -> dict[str, float]:
     result = evaluate_disparities([prior_disp] * len(data.gt_test), data.gt_test, scaling="stereo")
     metrics = {k: float(v) for k, v in result.metrics.items()}
     if data.dense_test:
-        metrics |= score_boundaries([prior_disp] * len(data.dense_test), data, STEREO_FACTOR)
+        small = resize_depth_nearest(prior_disp, recipe.data.height, recipe.data.width)
+        metrics |= score_boundaries([small] * len(data.dense_test), data, STEREO_FACTOR)
     return metrics
 
 
@@ -273,7 +277,7 @@ def run_demo(out: str | Path, tiny: bool = False, seed: int = 0, steps: int | No
     with clock.stage("evaluate: untrained network"):
         report.untrained, _ = evaluate_on_test(trainer.depth_net, data, config)
     with clock.stage("evaluate: median-depth prior of the training drives"):
-        report.prior = evaluate_prior(data)
+        report.prior = evaluate_prior(data, config)
     with clock.stage(f"train: MLDA-Net MS + hints, {config.optim.max_steps} steps"):
         trainer.train()
     checkpoint = run_dir / "checkpoints" / "last.pt"
