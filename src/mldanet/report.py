@@ -248,8 +248,8 @@ def boundary_window(gt_edges: np.ndarray, height: int, width: int) -> tuple[int,
 def plot_boundary_crop(
     image: Path, pred: np.ndarray, dense_gt: np.ndarray, hint: np.ndarray, path: Path
 ) -> Path:
-    """One object boundary up close: input, prediction, rendered depth and hint, each with its own
-    edges (iBims-1's detector, orange) over the ground truth's (cyan)."""
+    """One object boundary up close at the prediction's size: input, prediction, rendered depth and
+    hint, each with its own edges (iBims-1's detector, orange) over the ground truth's (cyan)."""
     import cv2
     import matplotlib
 
@@ -258,11 +258,14 @@ def plot_boundary_crop(
 
     from mldanet.evaluation.boundaries import depth_edges
 
+    from mldanet.data.ground_truth import resize_depth_nearest
+
+    # At the prediction's size, where the boundary scores are measured (evaluation/protocol.py).
     rgb = cv2.cvtColor(cv2.imread(str(image)), cv2.COLOR_BGR2RGB)
-    h, w = dense_gt.shape
+    h, w = pred.shape
     rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA) if rgb.shape[:2] != (h, w) else rgb
-    pred = cv2.resize(pred, (w, h), interpolation=cv2.INTER_LINEAR)
-    hint = cv2.resize(hint, (w, h), interpolation=cv2.INTER_NEAREST)
+    dense_gt = resize_depth_nearest(dense_gt, h, w)
+    hint = resize_depth_nearest(hint.astype(np.float32), h, w)
     valid = dense_gt > 0
     gt_edges = depth_edges(dense_gt, valid)
     crop_h, crop_w = max(16, h // 3), max(32, w // 5)
