@@ -35,9 +35,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results import write_section  # noqa: E402
+from seed_stats import beyond_spread, seed_stats, stats_table  # noqa: E402
 
 from mldanet.config import apply_overrides  # noqa: E402
-from mldanet.demo import DemoSettings, StageClock, demo_config, evaluate_on_test, prepare_data  # noqa: E402
+from mldanet.demo import DemoSettings, StageClock, demo_config, evaluate_on_test, load_demo_data, prepare_data  # noqa: E402
 
 ROWS = {
     "baseline": ("baseline (monodepth2-style)", ["model.variant=baseline"]),
@@ -95,48 +96,6 @@ def structure_attention_state(net) -> dict[str, float]:
     return {f"gamma_{k}": float(m.gamma.mean()) for k, m in sa.items() if m.gamma is not None}
 
 
-def summary(results: dict[str, dict[str, dict[str, float]]], rows: list[str]) -> dict[str, dict[str, tuple[float, float, int]]]:
-    out = {}
-    for row in rows:
-        runs = list(results.get(row, {}).values())
-        if runs:
-            out[row] = {
-                k: (float(np.mean([r[k] for r in runs])), float(np.std([r[k] for r in runs], ddof=1)) if len(runs) > 1 else float("nan"), len(runs))
-                for k in COLUMNS
-            }
-    return out
-
-
-def verdicts(stats) -> list[str]:
-    if "full" not in stats:
-        return ["- (no full-method run yet)"]
-    lines = []
-    for row, values in stats.items():
-        if row == "full":
-            continue
-        beyond = []
-        for key in COLUMNS:
-            (mf, sf, nf), (mr, sr, nr) = stats["full"][key], values[key]
-            if nf > 1 and nr > 1 and abs(mr - mf) > sf + sr:
-                better = (mf < mr) == (key in LOWER_IS_BETTER)
-                beyond.append(f"{key} ({'full better' if better else 'full worse'})")
-        seeds = min(values["abs_rel"][2], stats["full"]["abs_rel"][2])
-        if seeds < 2:
-            lines.append(f"- {ROWS[row][0]}: fewer than 2 seeds done, no verdict yet.")
-        else:
-            lines.append(f"- {ROWS[row][0]}: " + (", ".join(beyond) + " differ beyond the seed spread." if beyond else "no column differs from the full method beyond the seed spread."))
-    return lines
-
-
-def table(stats) -> list[str]:
-    header = ["abs_rel ↓", "a1 ↑", "ε_acc px ↓", "ε_comp px ↓", "edge F1 ↑"]
-    lines = ["| row | seeds | " + " | ".join(header) + " |", "| --- | ---: |" + " ---: |" * len(COLUMNS)]
-    for row, values in stats.items():
-        cells = [f"{m:.3f} ± {s:.3f}" if s == s else f"{m:.3f}" for m, s, _ in (values[k] for k in COLUMNS)]
-        lines.append(f"| {ROWS[row][0]} | {values['abs_rel'][2]} | " + " | ".join(cells) + " |")
-    return lines
-
-
 def plot_curves(out: Path, rows: list[str], seeds: list[int]) -> Path | None:
     import matplotlib
 
@@ -187,7 +146,7 @@ def main() -> None:
         data_marker = out / "data_ready"
         data = prepare_data(out, settings, seed=0, clock=StageClock()) if not data_marker.exists() else None
         if data is None:  # the drives and hints are there: only the ground truth is read again
-            data = prepare_data_cached(out, settings)
+            data = load_demo_data(out, settings)
         data_marker.write_text("rendered with data seed 0\n")
         for row, seed in run_order(args.rows, args.seeds):
             if str(seed) in results.get(row, {}):
@@ -199,7 +158,8 @@ def main() -> None:
             results_path.write_text(json.dumps(results, indent=2))
             print(f"{row}, seed {seed}: abs_rel {metrics['abs_rel']:.4f}, ε_comp {metrics['dbe_comp']:.2f} px "
                   f"({time.perf_counter() - tick:.0f} s)", flush=True)
-    stats = summary(results, list(ROWS))
+    stats = seed_stats({row: results[row].values() for row in ROWS if row in results}, COLUMNS)
+    names = {row: label for row, (label, _) in ROWS.items()}
     done = [f"{row} seed {seed}" for row in ROWS for seed in sorted(results.get(row, {}), key=int)]
     plot = plot_curves(out, list(ROWS), args.seeds)
     gammas = {
@@ -212,11 +172,11 @@ def main() -> None:
         "(Eigen crop, stereo scaling), ε_acc / ε_comp (iBims-1, px at the network's 192×64, θ = 10) and edge F1 (2 px) on "
         "the rendered dense depth over the whole frame. Mean ± std over the seeds done.",
         "",
-        *table(stats),
+        *stats_table(stats, COLUMNS, ["abs_rel ↓", "a1 ↑", "ε_acc px ↓", "ε_comp px ↓", "edge F1 ↑"], names),
         "",
         "Differences from the full method beyond the seed spread (|Δmean| > std_full + std_row):",
         "",
-        *verdicts(stats),
+        *beyond_spread(stats, "full", COLUMNS, LOWER_IS_BETTER, names),
         "",
         "Structure attention's mixing weight γ after training (mean over channels, per decoder level k; initial 0.1):",
         "",
@@ -228,20 +188,6 @@ def main() -> None:
     print("\n".join(body))
     print(f"({time.perf_counter() - start:.0f} s)")
     write_section("ablation_components", "\n".join(body), title="Component ablation on the synthetic drive")
-
-
-def prepare_data_cached(out: Path, settings: DemoSettings):
-    """The rendered drives and hints of an earlier start of this study, with their ground truth read again."""
-    from mldanet.demo import DemoData, demo_split, dense_depth_for_line, depth_for_line, median_depth_prior
-
-    root = out / "kitti"
-    splits_dir = root / "splits"
-    train_lines, test_lines = demo_split(splits_dir)
-    grid_lines = test_lines[:: max(1, len(test_lines) // settings.grid_frames)][: settings.grid_frames]
-    gt_test = [depth_for_line(root, line) for line in test_lines]
-    prior = median_depth_prior([depth_for_line(root, line) for line in train_lines if line.endswith(" l")])
-    dense = [dense_depth_for_line(root, line) for line in test_lines]
-    return DemoData(root, splits_dir, out / "hints", test_lines, grid_lines, gt_test, prior, dense)
 
 
 if __name__ == "__main__":

@@ -24,10 +24,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results import write_section  # noqa: E402
+from seed_stats import beyond_spread, seed_stats, stats_table  # noqa: E402
 
 from mldanet.config import apply_overrides  # noqa: E402
 from mldanet.demo import DemoSettings, StageClock, demo_config, evaluate_on_test, prepare_data  # noqa: E402
@@ -41,7 +40,6 @@ ROWS = {
 }
 LOWER_IS_BETTER = {"abs_rel", "sq_rel", "rmse", "rmse_log"}
 
-
 def train_and_evaluate(data, settings: DemoSettings, overrides: list[str], seed: int, run_dir: Path) -> dict[str, float]:
     from mldanet.training.datasets import build_datasets
     from mldanet.training.trainer import Trainer
@@ -53,40 +51,6 @@ def train_and_evaluate(data, settings: DemoSettings, overrides: list[str], seed:
     trainer.train()
     metrics, _ = evaluate_on_test(trainer.depth_net, data, config)
     return metrics
-
-
-def summary(results: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, tuple[float, float]]]:
-    return {
-        row: {k: (float(np.mean([r[k] for r in runs])), float(np.std([r[k] for r in runs], ddof=1) if len(runs) > 1 else 0.0)) for k in METRIC_KEYS}
-        for row, runs in results.items()
-        if runs
-    }
-
-
-def verdicts(stats: dict[str, dict[str, tuple[float, float]]], full_row: str) -> list[str]:
-    lines = []
-    full = stats[full_row]
-    for row, values in stats.items():
-        if row == full_row:
-            continue
-        beyond = []
-        for key in METRIC_KEYS:
-            (mean_full, std_full), (mean_row, std_row) = full[key], values[key]
-            if abs(mean_row - mean_full) > std_full + std_row:
-                better = (mean_full < mean_row) == (key in LOWER_IS_BETTER)
-                beyond.append(f"{key} ({'full better' if better else 'full worse'})")
-        lines.append(
-            f"- {row}: " + (", ".join(beyond) + " differ beyond the seed spread." if beyond else "no metric differs beyond the seed spread.")
-        )
-    return lines
-
-
-def table(stats: dict[str, dict[str, tuple[float, float]]]) -> list[str]:
-    lines = ["| row | " + " | ".join(METRIC_KEYS) + " |", "| --- |" + " ---: |" * len(METRIC_KEYS)]
-    for row, values in stats.items():
-        lines.append(f"| {row} | " + " | ".join(f"{m:.3f} ± {s:.3f}" for m, s in (values[k] for k in METRIC_KEYS)) + " |")
-    return lines
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -121,7 +85,7 @@ def main() -> None:
             done[str(seed)] = train_and_evaluate(data, settings, overrides, seed, run_dir)
             results_path.write_text(json.dumps(results, indent=2))
             print(f"{row}, seed {seed}: abs_rel {done[str(seed)]['abs_rel']:.4f} ({time.perf_counter() - tick:.0f} s)", flush=True)
-    stats = summary({row: [results[row][str(s)] for s in args.seeds if str(s) in results.get(row, {})] for row in rows})
+    stats = seed_stats({row: [results[row][str(s)] for s in args.seeds if str(s) in results.get(row, {})] for row in rows}, METRIC_KEYS)
     body = [
         f"Synthetic drive as in `mldanet demo` ({settings.drives - 1} training drives × {settings.frames} frames, "
         f"test on the held-out drive, stereo scaling), MS training at {args.width}×{args.height}, "
@@ -129,11 +93,11 @@ def main() -> None:
         f"{args.warmup} warm-up steps, "
         f"{args.weighting} loss weights in every row; training seeds {', '.join(map(str, args.seeds))}; mean ± std over seeds.",
         "",
-        *table(stats),
+        *stats_table(stats, METRIC_KEYS),
         "",
         "Differences from the full method larger than the seed spread (|Δmean| > std_full + std_row):",
         "",
-        *verdicts(stats, full_row),
+        *beyond_spread(stats, full_row, METRIC_KEYS, LOWER_IS_BETTER),
         "",
         f"Whole run: {time.perf_counter() - start:.0f} s.",
     ]
@@ -141,7 +105,6 @@ def main() -> None:
     suffix = "" if args.weighting == "uncertainty" else f"_{args.weighting}"
     title = "Ablation on the synthetic drive" + ("" if not suffix else f" ({args.weighting} loss weights)")
     write_section(f"ablation_synthetic{suffix}", "\n".join(body), title=title)
-
 
 if __name__ == "__main__":
     main()

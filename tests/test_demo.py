@@ -195,6 +195,14 @@ def test_tiny_demo_end_to_end(tmp_path, capsys):
     for key in boundary_keys:
         assert measured[key] == pytest.approx(report["trained"][key], abs=1e-6), key
 
+    # A study that starts again on the same folder reads back the same ground truth and prior.
+    from mldanet.config import load_config_file
+    from mldanet.demo import DemoSettings, evaluate_prior, load_demo_data
+
+    again = load_demo_data(out, DemoSettings.tiny())
+    recipe = load_config_file(out / "run" / "config.yaml")
+    assert evaluate_prior(again, recipe) == pytest.approx(report["prior"], abs=1e-9)
+
     # The verdict, with its ratios computed from the numbers in report.json.
     trained, prior, untrained = (report[row]["abs_rel"] for row in ("trained", "prior", "untrained"))
     relation = "beats" if trained < prior else "is worse than"
@@ -239,3 +247,12 @@ def test_demo_split_takes_one_view_per_frame_and_every_other_test_frame(tmp_path
     assert (written / "train_files.txt").read_text().splitlines() == train
     assert (written / "test_files.txt").read_text().splitlines() == test
     assert (written / "val_files.txt").read_text() == f"{drive} 10 l\n"
+
+
+def test_spread_evenly_takes_count_lines_from_first_to_last_in_equal_strides():
+    from mldanet.demo import spread_evenly
+
+    lines = [str(i) for i in range(10)]
+    assert spread_evenly(lines, 3) == ["0", "3", "6"]
+    assert spread_evenly(lines, 5) == ["0", "2", "4", "6", "8"]
+    assert spread_evenly(lines[:2], 4) == ["0", "1"]

@@ -173,6 +173,11 @@ def demo_split(splits_dir: Path) -> tuple[list[str], list[str]]:
     return train, test
 
 
+def spread_evenly(lines: list[str], count: int) -> list[str]:
+    """``count`` lines spread evenly over ``lines`` (the frames of the picture grid)."""
+    return lines[:: max(1, len(lines) // count)][:count]
+
+
 def prepare_data(out: Path, settings: DemoSettings, seed: int, clock: StageClock) -> DemoData:
     """Render the drives, compute the hints the training lines need and the test ground truth."""
     from mldanet.synth import write_synthetic_drives
@@ -185,7 +190,7 @@ def prepare_data(out: Path, settings: DemoSettings, seed: int, clock: StageClock
         )
     splits_dir = root / "splits"
     train_lines, test_lines = demo_split(splits_dir)
-    grid_lines = test_lines[:: max(1, len(test_lines) // settings.grid_frames)][: settings.grid_frames]
+    grid_lines = spread_evenly(test_lines, settings.grid_frames)
 
     with clock.stage("hints: fused SGM"):
         # the drives were just rendered anew (another seed or size renders other images), so hints
@@ -197,11 +202,20 @@ def prepare_data(out: Path, settings: DemoSettings, seed: int, clock: StageClock
         )
 
     with clock.stage("ground truth: Velodyne -> depth maps"):
-        gt_test = [depth_for_line(root, line) for line in test_lines]
-        gt_train = [depth_for_line(root, line) for line in train_lines if line.endswith(" l")]
-        prior_depth = median_depth_prior(gt_train)
-        dense_test = [dense_depth_for_line(root, line) for line in test_lines]
-    return DemoData(root, splits_dir, hints_dir, test_lines, grid_lines, gt_test, prior_depth, dense_test)
+        return load_demo_data(out, settings)
+
+
+def load_demo_data(out: Path, settings: DemoSettings) -> DemoData:
+    """The drives and hints already under ``out`` (written by :func:`prepare_data`), with the test
+    ground truth and the median-depth prior read from them."""
+    root = out / "kitti"
+    splits_dir = root / "splits"
+    train_lines, test_lines = demo_split(splits_dir)
+    grid_lines = spread_evenly(test_lines, settings.grid_frames)
+    gt_test = [depth_for_line(root, line) for line in test_lines]
+    prior_depth = median_depth_prior([depth_for_line(root, line) for line in train_lines if line.endswith(" l")])
+    dense_test = [dense_depth_for_line(root, line) for line in test_lines]
+    return DemoData(root, splits_dir, out / "hints", test_lines, grid_lines, gt_test, prior_depth, dense_test)
 
 
 def score_boundaries(pred_disps: list[np.ndarray], data: DemoData, stereo_factor: float) -> dict[str, float]:
