@@ -229,21 +229,26 @@ def score_boundaries(pred_disps: list[np.ndarray], data: DemoData, stereo_factor
     return dict(result.boundary or {})
 
 
-def evaluate_on_test(net: torch.nn.Module, data: DemoData, recipe: Config) -> tuple[dict[str, float], np.ndarray]:
-    """The 7 metrics of ``net`` on the held-out drive (stereo scaling, metres) at the size ``recipe`` trains
-    at, and its disparities."""
+def held_out_set(data: DemoData, recipe: Config):
+    """The held-out drive's test frames (target view only) at the size ``recipe`` trains at."""
     from mldanet.config import DataConfig
     from mldanet.data.base import build_dataset
-    from mldanet.evaluation.inference import predict_disparities
-    from mldanet.evaluation.protocol import evaluate_disparities
 
     test_data = DataConfig(
         dataset="kitti", data_path=str(data.root), height=recipe.data.height, width=recipe.data.width,
         img_ext=recipe.data.img_ext,
     )
-    test_set = build_dataset(test_data, data.test_lines, (0,), train=False, source=data.splits_dir / DEMO_SPLIT)
+    return build_dataset(test_data, data.test_lines, (0,), train=False, source=data.splits_dir / DEMO_SPLIT)
+
+
+def evaluate_on_test(net: torch.nn.Module, data: DemoData, recipe: Config) -> tuple[dict[str, float], np.ndarray]:
+    """The 7 metrics of ``net`` on the held-out drive (stereo scaling, metres) at the size ``recipe`` trains
+    at, and its disparities."""
+    from mldanet.evaluation.inference import predict_disparities
+    from mldanet.evaluation.protocol import evaluate_disparities
+
     disps = predict_disparities(
-        net.eval(), test_set, batch_size=8, device="cpu", min_depth=recipe.model.min_depth,
+        net.eval(), held_out_set(data, recipe), batch_size=8, device="cpu", min_depth=recipe.model.min_depth,
         max_depth=recipe.model.max_depth,
     )
     result = evaluate_disparities(list(disps), data.gt_test, scaling="stereo", stereo_factor=recipe.depth_scale)
