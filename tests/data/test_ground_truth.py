@@ -327,6 +327,7 @@ def legacy_npz(path, data: np.ndarray, protocol: int, python2: bool) -> None:
 
     names = {
         getattr(np, "_core", None).multiarray._reconstruct: ("numpy.core.multiarray", "_reconstruct"),
+        getattr(np, "_core", None).multiarray.scalar: ("numpy.core.multiarray", "scalar"),
         np.ndarray: ("numpy", "ndarray"),
         np.dtype: ("numpy", "dtype"),
         codecs.encode: ("_codecs", "encode"),
@@ -373,6 +374,57 @@ def test_older_writers_pickles_load(tmp_path, protocol, python2):
     loaded = load_gt_depths(tmp_path / "gt.npz")
     for ours, theirs in zip(loaded, trusted, strict=True):
         assert np.array_equal(ours, theirs.astype(np.float32))
+
+
+def stacked_object_array(maps: np.ndarray, python_floats: bool) -> np.ndarray:
+    """N×H×W object array: NumPy scalars (a patched export_gt_depth.py's ``np.array(maps, dtype=object)``
+    of float32 maps of one size) or Python floats (of ``.tolist()``)."""
+    if python_floats:
+        return np.array(maps.tolist(), dtype=object)
+    out = np.empty(maps.shape, dtype=object)
+    for index in np.ndindex(maps.shape):
+        out[index] = maps[index]
+    return out
+
+
+@pytest.mark.parametrize("python_floats", [False, True], ids=["numpy-scalars", "python-floats"])
+@pytest.mark.parametrize("save", [np.savez, np.savez_compressed])
+def test_stacked_object_arrays_of_numbers_load(tmp_path, save, python_floats):
+    maps = np.random.default_rng(2).uniform(0, 80, (3, 4, 5)).astype(np.float32)
+    data = stacked_object_array(maps, python_floats)
+    assert data.dtype == object and data.shape == (3, 4, 5)
+    save(tmp_path / "gt.npz", data=data)
+    trusted = np.load(tmp_path / "gt.npz", allow_pickle=True)["data"]  # the reference reader
+    loaded = load_gt_depths(tmp_path / "gt.npz")
+    assert len(loaded) == 3
+    for ours, theirs, original in zip(loaded, trusted, maps, strict=True):
+        assert ours.dtype == np.float32 and np.array_equal(ours, theirs.astype(np.float32))
+        assert np.array_equal(ours, original)
+
+
+@pytest.mark.skipif(not hasattr(np, "_core"), reason="builds numpy 1.x pickles from numpy 2's functions")
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_stacked_object_arrays_from_numpy_1_load(tmp_path, protocol):
+    maps = np.linspace(0, 80, 24, dtype=np.float32).reshape(2, 3, 4)
+    legacy_npz(tmp_path / "gt.npz", stacked_object_array(maps, python_floats=False), protocol, python2=False)
+    assert b"numpy.core.multiarray\nscalar" in zipfile.ZipFile(tmp_path / "gt.npz").read("data.npy")
+    loaded = load_gt_depths(tmp_path / "gt.npz")
+    assert all(np.array_equal(ours, original) for ours, original in zip(loaded, maps, strict=True))
+
+
+def test_object_arrays_of_anything_but_numbers_are_refused_naming_the_map(tmp_path):
+    data = stacked_object_array(np.ones((2, 2, 2), np.float32), python_floats=True)
+    data[1, 0, 1] = "80"
+    np.savez(tmp_path / "text.npz", data=data)
+    with pytest.raises(ValueError, match=r"text\.npz: map 1 holds a str, not a number"):
+        load_gt_depths(tmp_path / "text.npz")
+    data[1, 0, 1] = eval
+    np.savez(tmp_path / "eval3d.npz", data=data)
+    with pytest.raises(ValueError, match=r"would call builtins\.eval"):
+        load_gt_depths(tmp_path / "eval3d.npz")
+    np.savez(tmp_path / "two_d.npz", data=np.array([[1.0, 2.0]], dtype=object))
+    with pytest.raises(ValueError, match=r"two_d\.npz: 'data' is a 2-D object array, neither N depth maps nor N×H×W"):
+        load_gt_depths(tmp_path / "two_d.npz")
 
 
 def test_plain_arrays_are_read_without_unpickling(tmp_path, monkeypatch):

@@ -12,6 +12,8 @@ stores the split lines, so evaluation can tell the ground truth of another split
 
 from __future__ import annotations
 
+import numbers
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,15 +216,11 @@ def read_gt_depths(path: str | Path) -> GroundTruth:
         raise ValueError(f"{path} has no 'data' array (found: {', '.join(arrays) or 'none'})")
     data = arrays["data"]
     if data.dtype.hasobject:
-        if data.ndim != 1:
-            raise ValueError(f"ground-truth file {path}: 'data' is a {data.ndim}-D object array, not a list of depth maps")
-        for i, depth in enumerate(data):
-            if not (isinstance(depth, np.ndarray) and depth.ndim == 2 and _is_real(depth.dtype)):
-                kind = f"{depth.ndim}-D {depth.dtype} array" if isinstance(depth, np.ndarray) else type(depth).__name__
-                raise ValueError(f"ground-truth file {path}: map {i} is a {kind}, not an H×W array of depths")
+        maps = _maps_of_object_array(data, path)
     elif data.ndim != 3 or not _is_real(data.dtype):
         raise ValueError(f"ground-truth file {path}: 'data' is a {data.ndim}-D {data.dtype} array, not N H×W depth maps")
-    maps = [np.asarray(depth, dtype=np.float32) for depth in data]
+    else:
+        maps = [np.asarray(depth, dtype=np.float32) for depth in data]
     lines = None
     if "lines" in arrays:
         stored = arrays["lines"]
@@ -233,6 +231,32 @@ def read_gt_depths(path: str | Path) -> GroundTruth:
             )
         lines = [str(line) for line in stored]
     return GroundTruth(maps, lines)
+
+
+def _maps_of_object_array(data: np.ndarray, path: Path) -> list[np.ndarray]:
+    """float32 H×W maps of an object array as writers leave it: N of H×W arrays (monodepth2's, sizes may
+    differ), or N×H×W numbers (``np.array(maps, dtype=object)`` when every map has one size)."""
+    if data.ndim == 3:
+        return [_numbers(depth, path, f"map {i}") for i, depth in enumerate(data)]
+    if data.ndim != 1:
+        raise ValueError(
+            f"ground-truth file {path}: 'data' is a {data.ndim}-D object array, neither N depth maps nor N×H×W depths"
+        )
+    maps = []
+    for i, depth in enumerate(data):
+        if not (isinstance(depth, np.ndarray) and depth.ndim == 2 and (_is_real(depth.dtype) or depth.dtype.hasobject)):
+            kind = f"{depth.ndim}-D {depth.dtype} array" if isinstance(depth, np.ndarray) else type(depth).__name__
+            raise ValueError(f"ground-truth file {path}: map {i} is a {kind}, not an H×W array of depths")
+        maps.append(_numbers(depth, path, f"map {i}") if depth.dtype.hasobject else np.asarray(depth, dtype=np.float32))
+    return maps
+
+
+def _numbers(depth: np.ndarray, path: Path, what: str) -> np.ndarray:
+    """An H×W object array whose every element is a real number, as float32."""
+    for value in depth.flat:
+        if not isinstance(value, (numbers.Real, np.bool_)):
+            raise ValueError(f"ground-truth file {path}: {what} holds a {type(value).__name__}, not a number")
+    return np.asarray(depth, dtype=np.float32)
 
 
 def _is_real(dtype: np.dtype) -> bool:

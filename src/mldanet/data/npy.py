@@ -40,8 +40,11 @@ def _latin1_bytes(text: str, encoding: str) -> bytes:
 # Every global an object array of numeric arrays pickles to, under the names NumPy 1.x (numpy.core)
 # and 2.x (numpy._core) write; checked with pickletools on numpy 2's np.save (protocol 4), numpy
 # 1.17+ (protocol 3) and pre-1.17 / Python 2 files (protocol 2, bytes through _codecs.encode).
-# _frombuffer is what protocol 5 uses for array data.
+# _frombuffer is what protocol 5 uses for array data; scalar builds one NumPy number (dtype + raw
+# bytes), the elements of an N×H×W object array of numbers.
 SAFE_GLOBALS = {
+    ("numpy.core.multiarray", "scalar"): _NUMPY_CORE.multiarray.scalar,
+    ("numpy._core.multiarray", "scalar"): _NUMPY_CORE.multiarray.scalar,
     ("numpy.core.multiarray", "_reconstruct"): _NUMPY_CORE.multiarray._reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _NUMPY_CORE.multiarray._reconstruct,
     ("numpy.core.numeric", "_frombuffer"): _NUMPY_CORE.numeric._frombuffer,
