@@ -339,3 +339,18 @@ def test_a_damaged_settings_file_is_named(kitti_sample, tmp_path, capsys):
 def test_disparity_ranges_wider_than_the_hints_name_both_flags(tmp_path):
     with pytest.raises(ValueError, match=r"--num-disparities 96 must be below the hint width \(--width 96\)"):
         hints.compute_hints(tmp_path, [], tmp_path / "hints", height=32, width=96, num_disparities=(64, 96))
+
+
+def test_hints_into_a_folder_another_process_is_writing_are_refused(kitti_sample, tmp_path, capsys):
+    from mldanet.folder_lock import FolderLock
+
+    root = make_kitti_drive(kitti_sample, tmp_path / "kitti", frames=(1,))
+    split = write_lines(tmp_path / "lines.txt", [f"{FOLDER} 1 l"])
+    out = tmp_path / "hints"
+    argv = ["hints", "--data-path", str(root), "--split-file", str(split), "--out", str(out), *HINT_ARGS]
+    with FolderLock(out.mkdir() or out, "mldanet hints"):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+    assert err.startswith(f"mldanet hints: error: hints folder --out {out} is in use by `mldanet hints` (PID {os.getpid()} ")
+    assert not list(out.rglob("*.npy"))
+    assert cli.main(argv) == 0 and list(out.rglob("*.npy"))  # free once the holder is done

@@ -291,3 +291,21 @@ def test_an_image_extension_outside_the_choices_is_refused(capsys):
         main(["train", "--img-ext", "jpg"])
     assert exited.value.code == 2
     assert "argument --img-ext: invalid choice: 'jpg' (choose from '.jpg', '.png')" in capsys.readouterr().err
+
+
+def test_two_trainings_started_together_into_one_out_one_is_refused(kitti_fixture, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "race"
+    argv = [sys.executable, "-m", "mldanet", *train_argv(kitti_fixture, out, "--max-steps", "30")]
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(timeout=600), *p.communicate()) for p in procs]
+    codes = sorted(code for code, _, _ in results)
+    assert codes == [0, 2], results
+    (_, _, refused_err), = [r for r in results if r[0] == 2]
+    winner = next(p for p, r in zip(procs, results) if r[0] == 0)
+    assert "Traceback" not in refused_err and len(refused_err.strip().splitlines()) == 1, refused_err
+    assert refused_err.startswith(f"mldanet train: error: run folder --out {out} is in use by `mldanet train` (PID {winner.pid} on ")
+    assert len(list((out / "tensorboard").glob("events.out.tfevents.*"))) == 1
+    assert not (out / ".mldanet.lock").exists()

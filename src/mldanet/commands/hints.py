@@ -9,6 +9,8 @@ import typing
 from mldanet.config import ImageExt
 from mldanet.data.depth_hints import HintSettings, HintsSummary, compute_hints, run_hint_jobs
 from mldanet.data.splits import read_split_lines
+from mldanet.folder_lock import FolderLock
+from mldanet.paths import require_writable_dir
 from mldanet.sgm import BLOCK_SIZES, NUM_DISPARITIES
 from mldanet.types import STEREO
 
@@ -88,6 +90,13 @@ def folder_hints(args: argparse.Namespace) -> HintsSummary:
 
 
 def run(args: argparse.Namespace) -> int:
+    # One writer per hints folder: two writing the same files (and its settings record) would mix
+    # two sets of settings in one folder.
+    with FolderLock(require_writable_dir(args.out, "hints folder"), "mldanet hints", "hints folder --out"):
+        return compute(args)
+
+
+def compute(args: argparse.Namespace) -> int:
     if args.dataset == "folder":
         print(folder_hints(args))
         return 0

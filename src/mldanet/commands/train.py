@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from mldanet.config import Config, apply_overrides, config_from_dict, field_types, load_config_file, load_preset
+from mldanet.folder_lock import FolderLock
 from mldanet.paths import require_dir, require_writable_dir
 
 # --flag -> (config key, help). The flag's type and choices come from the key's declared type in
@@ -259,7 +260,6 @@ def build_training_data(config: Config, split_file: str | None):
 
 def run(args: argparse.Namespace) -> int:
     from mldanet.training import distributed
-    from mldanet.training.trainer import Trainer, TrainingInterrupted, TrainingStopped
 
     check_flags(args)
     resume = resume_checkpoint(args)
@@ -267,6 +267,20 @@ def run(args: argparse.Namespace) -> int:
     config = resolve_config(args, base)
     out = Path(config.train.out)
     main = distributed.context_from_environment().is_main
+    # Rank 0 holds the folder for the whole run, taken before the existing-run check so that two
+    # trainings started together cannot both pass it.
+    lock = FolderLock(require_writable_dir(out, "run folder (--out)"), "mldanet train", "run folder --out").acquire() if main else None
+    try:
+        return train_in_folder(args, config, out, resume, main)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def train_in_folder(args: argparse.Namespace, config: Config, out: Path, resume: Path | None, main: bool) -> int:
+    from mldanet.training import distributed
+    from mldanet.training.trainer import Trainer, TrainingInterrupted, TrainingStopped
+
     # Every rank checks (they see the same folder): one refusing alone would leave the others waiting.
     refuse_existing_run(args, out, resume)
     check_paths(config)
