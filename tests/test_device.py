@@ -18,3 +18,15 @@ def test_cuda_without_gpu_is_a_clear_error():
 def test_unknown_device_names_the_value():
     with pytest.raises(ValueError, match="unknown device 'tpu'"):
         resolve_device("tpu")
+
+
+def test_usable_cores_is_the_affinity_mask_and_workers_leave_one_core(monkeypatch):
+    import os
+
+    from mldanet.device import fitted_workers, usable_cores
+
+    if hasattr(os, "sched_getaffinity"):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5})
+        assert usable_cores() == 3
+    assert [fitted_workers(4, cores) for cores in (1, 2, 3, 8)] == [0, 1, 2, 4]
+    assert fitted_workers(0, 16) == 0

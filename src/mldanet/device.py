@@ -14,3 +14,19 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
         raise ValueError(f"unknown device {name!r}: use auto, cpu or cuda")
     return torch.device(name)
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask under taskset, cgroups or Slurm)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def fitted_workers(requested: int, cores: int | None = None) -> int:
+    """At most ``cores − 1`` DataLoader workers (one core stays with the training process), never below 0."""
+    cores = usable_cores() if cores is None else cores
+    return max(0, min(requested, cores - 1))

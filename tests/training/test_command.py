@@ -309,3 +309,20 @@ def test_two_trainings_started_together_into_one_out_one_is_refused(kitti_fixtur
     assert refused_err.startswith(f"mldanet train: error: run folder --out {out} is in use by `mldanet train` (PID {winner.pid} on ")
     assert len(list((out / "tensorboard").glob("events.out.tfevents.*"))) == 1
     assert not (out / ".mldanet.lock").exists()
+
+
+def test_without_num_workers_the_workers_fit_the_machine_said_once(kitti_fixture, tmp_path, capsys, monkeypatch):
+    import mldanet.device as device
+
+    monkeypatch.setattr(device, "usable_cores", lambda: 2)
+    argv = train_argv(kitti_fixture, tmp_path / "run", "--max-steps", "1")
+    at = argv.index("--num-workers")
+    del argv[at:at + 2]
+    assert main([*argv, "--set", "data.num_workers=4"]) == 0  # chosen by the user: kept
+    assert "data.num_workers" not in capsys.readouterr().out
+    assert load_checkpoint(tmp_path / "run")["config"]["data"]["num_workers"] == 4
+    assert main([*argv[:argv.index("--out") + 1], str(tmp_path / "fitted"), *argv[argv.index("--out") + 2:]]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.count("data.num_workers 4 → 1: this machine gives the process 2 cores (--num-workers N sets it)") == 1
+    assert "suggested max number of worker" not in captured.err
+    assert load_checkpoint(tmp_path / "fitted")["config"]["data"]["num_workers"] == 1

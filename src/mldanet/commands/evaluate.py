@@ -43,11 +43,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--post-process", action="store_true", help="average with the flipped image's prediction (edge-blended)")
     parser.add_argument("--json", help="also write the result to this JSON file (checked writable before evaluating)")
     parser.add_argument("--batch-size", type=int, default=8, help="frames per network forward pass (default 8)")
-    parser.add_argument("--num-workers", type=int, default=2, help="image-loading processes")
+    parser.add_argument("--num-workers", type=int, default=None,
+                        help="image-loading processes (default: 2, at most the usable cores minus one)")
     parser.add_argument(
         "--device", choices=typing.get_args(DeviceChoice), default="auto", help="where the network runs (auto: cuda when available)"
     )
     parser.add_argument("--img-ext", choices=typing.get_args(ImageExt), help="KITTI image extension (default: the checkpoint's)")
+
+
+def workers(args: argparse.Namespace) -> int:
+    from mldanet.device import fitted_workers
+
+    return fitted_workers(2) if args.num_workers is None else args.num_workers
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--gt with --dataset {args.dataset} needs the --split-file of its frames, in its order")
         result = evaluate_checkpoint(
             args.checkpoint, args.data_path, lines, gt_depths, scaling=args.scaling, post_process=args.post_process,
-            batch_size=args.batch_size, device=args.device, img_ext=args.img_ext, num_workers=args.num_workers,
+            batch_size=args.batch_size, device=args.device, img_ext=args.img_ext, num_workers=workers(args),
             eigen_crop=False if args.no_eigen_crop else None, source=args.split_file or "<lines>", gt_source=args.gt,
             dataset=args.dataset, intrinsics=args.intrinsics or "",
         )
@@ -120,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
             check_gt_lines(gt.lines, lines, args.gt, split_path)
         result = evaluate_checkpoint(
             args.checkpoint, args.data_path, lines, gt_depths, scaling=args.scaling, post_process=args.post_process,
-            batch_size=args.batch_size, device=args.device, img_ext=args.img_ext, num_workers=args.num_workers,
+            batch_size=args.batch_size, device=args.device, img_ext=args.img_ext, num_workers=workers(args),
             eigen_crop=eigen_crop, benchmark_dir=args.benchmark_dir, source=split_path, gt_source=args.gt,
         )
         source = {"checkpoint": str(args.checkpoint), "split": str(args.split_file or args.split), "post_process": args.post_process}

@@ -123,8 +123,25 @@ def resolve_config(args: argparse.Namespace, base: Config | None = None) -> Conf
             section, name = key.split(".")
             flags.setdefault(section, {})[name] = value
     config_from_dict(flags, base=config)
+    fit_workers_to_machine(args, config)
     config.validate()
     return config
+
+
+def fit_workers_to_machine(args: argparse.Namespace, config: Config) -> None:
+    """Unless the user set the worker count, keep it to the usable cores minus one (a preset's 4 on a
+    2-core box only makes processes fight for the cores, and makes torch warn twice); said once."""
+    from mldanet.device import fitted_workers, usable_cores
+
+    chosen = args.num_workers is not None or any(item.split("=", 1)[0].strip() == "data.num_workers" for item in args.overrides)
+    fitted = fitted_workers(config.data.num_workers)
+    if not chosen and fitted < config.data.num_workers:
+        from mldanet.training.distributed import context_from_environment
+
+        if context_from_environment().is_main:
+            print(f"data.num_workers {config.data.num_workers} → {fitted}: this machine gives the process "
+                  f"{usable_cores()} cores (--num-workers N sets it)")
+        config.data.num_workers = fitted
 
 
 def check_flags(args: argparse.Namespace) -> None:
