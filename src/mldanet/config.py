@@ -134,6 +134,8 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     description: str = ""
+    # What each --resume changed and at which step ("step 200: data.height 64 → 96"), oldest first.
+    history: tuple[str, ...] = ()
 
     @property
     def uses_hints(self) -> bool:
@@ -302,6 +304,27 @@ def upgrade_moved_keys(data: dict[str, Any]) -> dict[str, Any]:
             if isinstance(target, dict):
                 target.setdefault(key, value)
     return data
+
+
+def flat_config(config: Config) -> dict[str, Any]:
+    """Every setting of ``config`` by its dotted key (``data.height``), sections flattened."""
+    flat = {}
+    for section, values in config.to_dict().items():
+        if isinstance(values, dict):
+            flat |= {f"{section}.{key}": value for key, value in values.items()}
+        else:
+            flat[section] = values
+    return flat
+
+
+def config_changes(before: Config, after: Config, ignore: tuple[str, ...] = ()) -> list[str]:
+    """``key old → new`` for every setting that differs, in declaration order (``ignore``: keys left out)."""
+    old, new = flat_config(before), flat_config(after)
+    return [f"{key} {_shown(old[key])} → {_shown(new[key])}" for key in old if key not in ignore and old[key] != new[key]]
+
+
+def _shown(value: Any) -> str:
+    return f"{value!r}" if isinstance(value, str) else str(value)
 
 
 def config_from_dict(data: dict[str, Any], base: Config | None = None) -> Config:

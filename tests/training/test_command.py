@@ -326,3 +326,36 @@ def test_without_num_workers_the_workers_fit_the_machine_said_once(kitti_fixture
     assert captured.out.count("data.num_workers 4 → 1: this machine gives the process 2 cores (--num-workers N sets it)") == 1
     assert "suggested max number of worker" not in captured.err
     assert load_checkpoint(tmp_path / "fitted")["config"]["data"]["num_workers"] == 1
+
+
+def test_a_resume_with_other_settings_says_each_change_and_records_it(trained_run, tmp_path, capsys):
+    import yaml
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    assert main(["train", "--resume", str(run), "--max-steps", "3", "--batch-size", "1", "--lr", "5e-5",
+                 "--no-progress"]) == 0
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("resumed with another setting")]
+    assert said == [
+        f"resumed with another setting: {change} (from step 2; recorded in the run's config history)"
+        for change in ("optim.lr 0.0001 → 5e-05", "optim.batch_size 2 → 1", "optim.max_steps 2 → 3")
+    ]
+    history = ["step 2: optim.lr 0.0001 → 5e-05", "step 2: optim.batch_size 2 → 1", "step 2: optim.max_steps 2 → 3"]
+    assert yaml.safe_load((run / "config.yaml").read_text())["history"] == history
+    assert load_checkpoint(run)["config"]["history"] == history
+    # Continuing with the same settings says nothing and keeps the history.
+    assert main(["train", "--resume", str(run), "--max-steps", "4", "--no-progress"]) == 0
+    assert capsys.readouterr().out.count("resumed with another setting") == 1  # only max_steps
+    assert load_checkpoint(run)["config"]["history"] == [*history, "step 3: optim.max_steps 3 → 4"]
+
+
+def test_config_changes_lists_every_differing_key_but_the_ignored():
+    from mldanet.config import Config, config_changes
+
+    before, after = Config(), Config()
+    after.data.height, after.train.out, after.model.backbone = 96, "elsewhere", "resnet50"
+    assert config_changes(before, after) == [
+        "model.backbone 'resnet18' → 'resnet50'", f"data.height {before.data.height} → 96", "train.out 'runs/mldanet' → 'elsewhere'"
+    ]
+    assert config_changes(before, after, ignore=("train.out", "model.backbone")) == [f"data.height {before.data.height} → 96"]
+    assert config_changes(before, Config()) == []

@@ -294,6 +294,26 @@ def run(args: argparse.Namespace) -> int:
             lock.release()
 
 
+# Where a run is written and how fast its data loads do not change what it learns.
+NOT_A_CHANGE = ("train.out", "data.num_workers", "history")
+
+
+def record_resume_changes(config: Config, resume: Path, step: int, main: bool) -> None:
+    """Say each setting this resume changes (one line each) and add it to the run's ``history``.
+
+    The network cannot change (the trainer refuses it); resolution, batch, learning rate and the
+    rest may, but then the run is no longer an exact continuation, so it is said and recorded.
+    """
+    from mldanet.config import config_changes
+    from mldanet.models.checkpoint import read_checkpoint_config
+
+    changes = config_changes(read_checkpoint_config(resume), config, ignore=NOT_A_CHANGE)
+    if main:
+        for change in changes:
+            print(f"resumed with another setting: {change} (from step {step}; recorded in the run's config history)")
+    config.history = (*config.history, *(f"step {step}: {change}" for change in changes))
+
+
 def train_in_folder(args: argparse.Namespace, config: Config, out: Path, resume: Path | None, main: bool) -> int:
     from mldanet.training import distributed
     from mldanet.training.trainer import Trainer, TrainingInterrupted, TrainingStopped
@@ -314,6 +334,8 @@ def train_in_folder(args: argparse.Namespace, config: Config, out: Path, resume:
             validator = Validator(val_set, config.optim.batch_size, config.train.max_val_batches, config.data.num_workers)
         trainer = Trainer(config, train_set, validator, resume=resume, progress=not args.no_progress,
                           log_lines=args.no_progress)
+        if resume is not None:
+            record_resume_changes(config, resume, trainer.state.step, main)
         if resume is not None and trainer.state.step >= trainer.total_steps:
             if main:
                 print(f"nothing to train: checkpoint {resume} is already at step {trainer.state.step}, the end of this "
