@@ -140,3 +140,49 @@ def test_an_output_path_that_is_a_file_is_refused_before_any_work(tmp_path, caps
     assert main(["predict", "--checkpoint", str(tmp_path / "never-read.pt"), "x.png", "--out", str(taken)]) == 2
     assert f"output folder --out {taken} is a file, not a folder" in capsys.readouterr().err
     assert taken.read_text() == "notes"
+
+
+def test_predicting_into_the_input_folder_twice_never_reads_its_own_outputs(small_checkpoint, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    for i in range(2):
+        write_image(folder / f"img{i}.png", (40, 60), seed=i)
+    argv = ["predict", str(folder), "--checkpoint", str(small_checkpoint), "--out", str(folder), "--device", "cpu"]
+    assert main(argv) == 0
+    first = sorted(p.name for p in folder.iterdir())
+    assert first == [".mldanet-predictions.json", "img0.png", "img0_depth.npy", "img0_depth.png", "img0_disp.npy",
+                     "img1.png", "img1_depth.npy", "img1_depth.png", "img1_disp.npy"]
+    capsys.readouterr()
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"wrote 2 frames to {folder}" in out and "left out of the folders: 2 earlier predictions" in out
+    assert sorted(p.name for p in folder.iterdir()) == first  # 2 images, still 8 files: no img0_depth_depth.png
+
+
+def test_a_sequence_folder_gives_its_frames_not_its_depth_maps_and_right_frames_only_when_asked(small_checkpoint, tmp_path, capsys):
+    sequence = tmp_path / "my_drives" / "city_01"
+    (sequence / "depth").mkdir(parents=True)
+    for i in range(3):
+        write_image(sequence / f"{i:06d}.jpg", (40, 60), seed=i)
+        write_image(sequence / "right" / f"{i:06d}.jpg", (40, 60), seed=10 + i)
+        assert cv2.imwrite(str(sequence / "depth" / f"{i:06d}.png"), np.full((40, 60), 2560, np.uint16))
+    mask = tmp_path / "my_drives" / "masks" / "mask.png"
+    mask.parent.mkdir()
+    assert cv2.imwrite(str(mask), np.zeros((40, 60), np.uint8))  # single-channel: not a photo
+    summary = predict_paths(small_checkpoint, [tmp_path / "my_drives"], tmp_path / "out", device="cpu", progress=False)
+    assert summary.names == [f"city_01/{i:06d}" for i in range(3)]
+    skipped = str(summary.skipped)
+    assert skipped == ("1 16-bit or single-channel PNGs, 3 ground-truth maps in depth/, "
+                       "3 right-camera frames in right/ (--right takes them)")
+    with_right = predict_paths(small_checkpoint, [sequence], tmp_path / "out_r", device="cpu", progress=False, right=True)
+    assert with_right.names == [*(f"{i:06d}" for i in range(3)), *(f"right/{i:06d}" for i in range(3))]
+    # Named on the command line, a depth map is refused as not a photo (and the exit code says so).
+    depth_png = sequence / "depth" / "000000.png"
+    assert main(["predict", str(depth_png), "--checkpoint", str(small_checkpoint), "--out", str(tmp_path / "o"),
+                 "--device", "cpu"]) == 1
+    assert f"{depth_png}: a 16-bit PNG (a depth map?), not a photo" in capsys.readouterr().err
+
+
+def test_disp_npy_is_in_the_documented_range():
+    import mldanet.predict as predict
+
+    assert "[1 / model.max_depth, 1 / model.min_depth]" in predict.__doc__ and "5.4 / disp" in predict.__doc__

@@ -2,7 +2,9 @@
 
 For every frame ``NAME`` three files are written under ``--out``:
 
-* ``NAME_disp.npy``:  float32 scaled disparity (training units, ``disp_to_depth``'s range),
+* ``NAME_disp.npy``:  float32 scaled disparity, the network's output in training units: 1 / depth
+  in units of one tenth of the stereo baseline, within [1 / model.max_depth, 1 / model.min_depth]
+  ([0.01, 10] by default); metric depth is ``depth_scale / disp`` (5.4 / disp on KITTI),
 * ``NAME_depth.npy``: float32 depth; metres (baseline/0.1 / disparity: 5.4 / disparity on KITTI) for stereo-trained models (S, MS),
   relative depth (1 / disparity, unknown scale) for monocular ones (M),
 * ``NAME_depth.png``: the depth as a picture: inverse depth colour-mapped with magma from 0 to its
@@ -14,11 +16,19 @@ resized bilinearly back to each input's native size, so the maps line up with th
 folder given); video frames are ``<video stem>_<6-digit frame index>``. Names used twice in one
 run get a ``_2``, ``_3``... suffix. Unreadable inputs are listed and skipped; the exit code is 1
 when there was any.
+
+Predictions never feed on themselves: every file written is listed in ``--out``'s
+:data:`MANIFEST` (kept across runs), and a folder walk skips the files any manifest under it
+lists, so ``--out`` may be the input folder. A walk also skips what is not a photo: 16-bit and
+single-channel PNGs (depth maps, masks), and in a sequence folder of the own-data layout
+(:mod:`mldanet.data.folder`) its ``depth/`` ground truth and, unless asked, its ``right/`` frames.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +38,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from mldanet.data.folder import DEPTH_FOLDER, FRAME_SUFFIXES, RIGHT_FOLDER
 from mldanet.data.video import VIDEO_EXTENSIONS, video_frame_count, video_frames
+from mldanet.paths import write_atomic
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+MANIFEST = ".mldanet-predictions.json"
+OUTPUT_SUFFIXES = ("_disp.npy", "_depth.npy", "_depth.png")
 
 
 @dataclass
@@ -41,6 +55,7 @@ class PredictSummary:
     names: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     metric: bool = True  # depth in metres (stereo-trained) rather than relative
+    skipped: "Skipped" = field(default_factory=lambda: Skipped())
 
     @property
     def frames(self) -> int:
@@ -54,24 +69,120 @@ class _Source:
     video: bool
 
 
-def collect_sources(inputs: Sequence[str | Path], failed: list[tuple[str, str]]) -> list[_Source]:
-    """Expand files and folders (recursive, sorted) into images and videos; problems go to ``failed``."""
+def not_a_photo(path: Path) -> str | None:
+    """Why ``path`` is not a photo (a 16-bit or single-channel PNG, from its header), or None."""
+    if path.suffix.lower() != ".png":
+        return None
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(26)
+    except OSError:
+        return None  # the reader names it
+    if len(header) < 26 or header[:8] != b"\x89PNG\r\n\x1a\n" or header[12:16] != b"IHDR":
+        return None
+    bit_depth, colour_type = header[24], header[25]
+    if bit_depth == 16:
+        return "a 16-bit PNG (a depth map?), not a photo"
+    if colour_type in (0, 4):
+        return "a single-channel PNG, not a photo"
+    return None
+
+
+def listed_outputs(folder: Path) -> set[Path]:
+    """The files the prediction manifests under ``folder`` list (absolute paths)."""
+    written = set()
+    for manifest in folder.rglob(MANIFEST):
+        try:
+            names = json.loads(manifest.read_text()).get("files", [])
+        except (OSError, ValueError, AttributeError):
+            continue
+        written |= {(manifest.parent / name).resolve() for name in names if isinstance(name, str)}
+    return written
+
+
+@dataclass
+class Skipped:
+    """Files a folder walk left out, by reason (reported once, not as failures)."""
+
+    predictions: int = 0
+    not_photos: int = 0
+    ground_truth: int = 0
+    right_frames: int = 0
+
+    def __str__(self) -> str:
+        parts = [
+            f"{n} {what}" for n, what in (
+                (self.predictions, "earlier predictions"), (self.not_photos, "16-bit or single-channel PNGs"),
+                (self.ground_truth, f"ground-truth maps in {DEPTH_FOLDER}/"),
+                (self.right_frames, f"right-camera frames in {RIGHT_FOLDER}/ (--right takes them)"),
+            ) if n
+        ]
+        return ", ".join(parts)
+
+
+def walk_folder(entry: Path, right: bool, skipped: Skipped) -> list[Path]:
+    """The images and videos under ``entry`` (sorted), without what :class:`Skipped` counts."""
+    written = listed_outputs(entry)
+    found = []
+    for folder, subfolders, files in os.walk(entry):
+        folder = Path(folder)
+        is_sequence = any(Path(name).suffix.lower() in FRAME_SUFFIXES for name in files)
+        for sub in list(subfolders):
+            if is_sequence and sub == DEPTH_FOLDER:
+                skipped.ground_truth += sum(len(f) for _, _, f in os.walk(folder / sub))
+                subfolders.remove(sub)
+            elif is_sequence and sub == RIGHT_FOLDER and not right:
+                skipped.right_frames += sum(len(f) for _, _, f in os.walk(folder / sub))
+                subfolders.remove(sub)
+        for name in files:
+            path = folder / name
+            if path.suffix.lower() not in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS or name == MANIFEST:
+                continue
+            if path.resolve() in written:
+                skipped.predictions += 1
+            elif not_a_photo(path):
+                skipped.not_photos += 1
+            else:
+                found.append(path)
+    return sorted(found)
+
+
+def collect_sources(
+    inputs: Sequence[str | Path], failed: list[tuple[str, str]], right: bool = False, skipped: Skipped | None = None
+) -> list[_Source]:
+    """Expand files and folders (recursive, sorted) into images and videos; problems go to ``failed``,
+    what a folder walk leaves out to ``skipped``."""
+    skipped = Skipped() if skipped is None else skipped
     sources = []
     for entry in map(Path, inputs):
         if entry.is_dir():
-            found = sorted(
-                p for p in entry.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
-            )
+            found = walk_folder(entry, right, skipped)
             if not found:
-                failed.append((str(entry), "folder holds no images or videos"))
+                failed.append((str(entry), "folder holds no images or videos" + (f" (skipped: {skipped})" if str(skipped) else "")))
             for path in found:
                 name = path.relative_to(entry).with_suffix("").as_posix()
                 sources.append(_Source(path, name, path.suffix.lower() in VIDEO_EXTENSIONS))
         elif entry.is_file():
-            sources.append(_Source(entry, entry.stem, entry.suffix.lower() in VIDEO_EXTENSIONS))
+            reason = not_a_photo(entry)
+            if reason:
+                failed.append((str(entry), reason))
+            else:
+                sources.append(_Source(entry, entry.stem, entry.suffix.lower() in VIDEO_EXTENSIONS))
         else:
             failed.append((str(entry), "not found"))
     return sources
+
+
+def record_outputs(out_dir: Path, names: Sequence[str]) -> None:
+    """Add the files of ``names`` to ``out_dir``'s manifest (atomically, keeping earlier runs' entries)."""
+    manifest = out_dir / MANIFEST
+    try:
+        files = set(json.loads(manifest.read_text()).get("files", []))
+    except (OSError, ValueError, AttributeError):
+        files = set()
+    files |= {f"{name}{suffix}" for name in names for suffix in OUTPUT_SUFFIXES}
+    text = json.dumps({"written_by": "mldanet predict", "files": sorted(files)}, indent=1)
+    write_atomic(manifest, lambda handle: handle.write(text.encode()))
 
 
 def iter_frames(sources: Sequence[_Source], every: int, failed: list[tuple[str, str]]) -> Iterator[tuple[str, np.ndarray]]:
@@ -110,6 +221,7 @@ def predict_paths(
     every: int = 1,
     post_process: bool = False,
     progress: bool = True,
+    right: bool = False,
 ) -> PredictSummary:
     """Predict depth for ``inputs`` (image files, folders, videos) and write the maps under ``out_dir``."""
     from mldanet.data.images import resize_image
@@ -131,7 +243,7 @@ def predict_paths(
             raise ValueError(f"{flag} {size} must be a positive multiple of 32")
     summary = PredictSummary(out_dir=Path(out_dir), metric=config.train.metric)
     factor = config.depth_scale
-    sources = collect_sources(inputs, summary.failed)
+    sources = collect_sources(inputs, summary.failed, right, summary.skipped)
     total = sum(math.ceil(video_frame_count(s.path) / every) if s.video else 1 for s in sources)
     used: set[str] = set()
 
@@ -144,10 +256,12 @@ def predict_paths(
             net, tensors, batch_size=len(tensors), device=str(torch_device), post_process=post_process,
             progress=False, min_depth=config.model.min_depth, max_depth=config.model.max_depth,
         )
-        for (name, rgb), disp in zip(batch, disps):
+        names = [_unique(name, used) for name, _ in batch]
+        # Listed before they are written: a run stopped midway leaves no file a later walk would take for a photo.
+        record_outputs(summary.out_dir, [*summary.names, *names])
+        for name, (_, rgb), disp in zip(names, batch, disps):
             native = cv2.resize(disp, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
             depth = (factor / native).astype(np.float32)
-            name = _unique(name, used)
             stem = summary.out_dir / name
             stem.parent.mkdir(parents=True, exist_ok=True)
             np.save(f"{stem}_disp.npy", native.astype(np.float32))

@@ -23,15 +23,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=int, help="network input width (default: the checkpoint's)")
     parser.add_argument("--every", type=int, default=1, help="use every N-th video frame")
     parser.add_argument("--post-process", action="store_true", help="average with the flipped image's prediction")
+    parser.add_argument("--right", action="store_true",
+                        help="in sequence folders of the own-data layout, predict the right/ frames too")
 
 
 def run(args: argparse.Namespace) -> int:
     require_writable_dir(args.out, "output folder --out")
     summary = predict_paths(
         args.checkpoint, args.inputs, args.out, batch_size=args.batch_size, device=args.device,
-        height=args.height, width=args.width, every=args.every, post_process=args.post_process,
+        height=args.height, width=args.width, every=args.every, post_process=args.post_process, right=args.right,
     )
     print(f"wrote {summary.frames} frames to {summary.out_dir}")
+    if str(summary.skipped):
+        print(f"left out of the folders: {summary.skipped}")
     if not summary.metric:
         print(
             "note: this checkpoint was trained monocularly (mode M): *_depth.npy is relative depth "
