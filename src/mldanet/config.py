@@ -31,6 +31,7 @@ Weighting = Literal["fixed", "uncertainty"]
 Schedule = Literal["step", "cosine"]
 DeviceChoice = Literal["auto", "cpu", "cuda"]
 Amp = Literal["none", "bf16", "fp16"]
+Keep = Literal["both", "last", "best"]
 ImageExt = Literal[".jpg", ".png"]
 
 MODES: tuple[str, ...] = typing.get_args(Mode)
@@ -115,6 +116,8 @@ class TrainConfig:
     collapse_threshold: float = 1e-3  # a disparity map whose variation (std / mean) is below this is flat; 0: never
     collapse_patience: int = 20  # this many consecutive flat steps: the decoder has collapsed (a warning)
     stop_on_collapse: bool = False  # on collapse, stop naming the last healthy checkpoint instead of warning
+    # Checkpoints a run keeps: both, last (never writes best.pt), best (a finished run drops last.pt; no resume)
+    keep: Keep = "both"
 
     @property
     def frame_ids(self) -> tuple[FrameId, ...]:

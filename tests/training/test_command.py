@@ -359,3 +359,34 @@ def test_config_changes_lists_every_differing_key_but_the_ignored():
     ]
     assert config_changes(before, after, ignore=("train.out", "model.backbone")) == [f"data.height {before.data.height} → 96"]
     assert config_changes(before, Config()) == []
+
+
+def test_train_says_the_checkpoint_sizes_and_keeps_what_it_is_told(kitti_fixture, tmp_path, capsys):
+    assert main(train_argv(kitti_fixture, tmp_path / "both", "--max-steps", "1")) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("checkpoints: "))
+    last = (tmp_path / "both" / "checkpoints" / "last.pt").stat().st_size
+    shown = float(line.split("last.pt ")[1].split(" MB")[0])
+    assert shown == pytest.approx(last / 1e6, rel=0.02)  # the estimate is the file's size within 2 %
+    assert "train.keep=both (--keep last|best|both)" in line
+
+
+def test_keep_last_writes_no_best_and_keep_best_drops_last_at_the_end(kitti_fixture, tmp_path):
+    validate = ["--set", "train.validate=true", "--set", "data.val_every=2"]
+    assert main([*train_argv(kitti_fixture, tmp_path / "last", "--max-steps", "2", "--keep", "last"), *validate]) == 0
+    assert sorted(p.name for p in (tmp_path / "last" / "checkpoints").glob("*.pt")) == ["last.pt"]
+    assert main([*train_argv(kitti_fixture, tmp_path / "best", "--max-steps", "2", "--keep", "best"), *validate]) == 0
+    assert sorted(p.name for p in (tmp_path / "best" / "checkpoints").glob("*.pt")) == ["best.pt"]
+
+
+def test_too_little_free_space_is_refused_with_the_numbers_before_any_checkpoint(kitti_fixture, tmp_path, capsys, monkeypatch):
+    import shutil as shutil_module
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda path: usage(10**9, 10**9 - 5_000_000, 5_000_000))
+    out = tmp_path / "full"
+    assert main(train_argv(kitti_fixture, out, "--max-steps", "1")) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"mldanet train: error: not enough free space for the checkpoints in {out}: they need up to ")
+    assert "5.0 MB is free; free some space, train into another --out, or add --keep last (no best.pt)" in err
+    assert not list(out.rglob("*.pt"))

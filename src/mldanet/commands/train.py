@@ -50,6 +50,8 @@ FLAGS: dict[str, tuple[str, str]] = {
     "mode": ("train.mode", "training signal: M monocular video, S stereo pairs, MS both"),
     "checkpoint_every": ("train.checkpoint_every", "write OUT/checkpoints/last.pt every this many steps; 0: only at the "
                                                    "end of each epoch"),
+    "keep": ("train.keep", "checkpoints to keep: both; last (never writes best.pt); best (a finished run drops last.pt, "
+                           "so it cannot be resumed)"),
     "log_every": ("train.log_every", "TensorBoard scalars (and the --no-progress line) every this many steps"),
     "amp": ("train.amp", "mixed precision on CUDA (ignored on the CPU)"),
     "sync_bn": ("train.sync_bn", "under torchrun: batch-norm statistics over the samples of all processes"),
@@ -314,6 +316,36 @@ def record_resume_changes(config: Config, resume: Path, step: int, main: bool) -
     config.history = (*config.history, *(f"step {step}: {change}" for change in changes))
 
 
+def size_text(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
+
+
+def check_disk(trainer, out: Path) -> None:
+    """Say how big the checkpoints will be, and refuse before the first one when the disk cannot hold them.
+
+    Room is needed for last.pt twice (it is written beside the old one, then renamed over it; the old
+    one may live on as healthy.pt) and for best.pt unless ``train.keep=last``.
+    """
+    import shutil
+
+    last, weights = trainer.checkpoint_sizes()
+    keep = trainer.config.train.keep
+    need = 2 * last + (weights if keep != "last" else 0)
+    print(f"checkpoints: last.pt {size_text(last)} (with the optimiser state, for --resume), best.pt "
+          f"{size_text(weights)}; train.keep={keep} (--keep last|best|both); up to {size_text(need)} on disk")
+    free = shutil.disk_usage(out).free
+    if free < need:
+        raise OSError(
+            f"not enough free space for the checkpoints in {out}: they need up to {size_text(need)}, "
+            f"{size_text(free)} is free; free some space, train into another --out"
+            + (", or add --keep last (no best.pt)" if keep != "last" else "")
+        )
+
+
 def train_in_folder(args: argparse.Namespace, config: Config, out: Path, resume: Path | None, main: bool) -> int:
     from mldanet.training import distributed
     from mldanet.training.trainer import Trainer, TrainingInterrupted, TrainingStopped
@@ -336,6 +368,8 @@ def train_in_folder(args: argparse.Namespace, config: Config, out: Path, resume:
                           log_lines=args.no_progress)
         if resume is not None:
             record_resume_changes(config, resume, trainer.state.step, main)
+        if main:
+            check_disk(trainer, out)
         if resume is not None and trainer.state.step >= trainer.total_steps:
             if main:
                 print(f"nothing to train: checkpoint {resume} is already at step {trainer.state.step}, the end of this "

@@ -296,6 +296,17 @@ class Trainer:
             "rng": rng_state(),
         }
 
+    def checkpoint_sizes(self) -> tuple[int, int]:
+        """Bytes of (``last.pt``, a weights-only ``best.pt``), estimated from the tensors they hold: the
+        networks and loss weights, and for ``last.pt`` Adam's two moments of every trainable weight."""
+
+        def tensor_bytes(module: nn.Module | None) -> int:
+            return 0 if module is None else sum(t.numel() * t.element_size() for t in module.state_dict().values())
+
+        weights = sum(tensor_bytes(m) for m in (self.depth_net, self.pose_net, self.weighting))
+        trainable = sum(p.numel() * p.element_size() for p in self.model.parameters() if p.requires_grad)
+        return weights + 2 * trainable, weights
+
     def save(self, name: str = "last.pt") -> Path:
         """Write the checkpoint (rank 0 only; other ranks just return its path).
 
@@ -313,6 +324,12 @@ class Trainer:
         if last:
             self._unseen = (path, self.state.step)
         return path
+
+    def _keep_best_only(self) -> None:
+        """``train.keep=best`` at the end of a finished run: drop last.pt (and healthy.pt) when best.pt is there."""
+        if (self.out / "checkpoints" / "best.pt").is_file():
+            for path in (self.last_path, self.healthy_path):
+                path.unlink(missing_ok=True)
 
     def _keep_healthy(self) -> None:
         """If ``last.pt`` is the newest checkpoint known healthy, keep it as ``healthy.pt`` (a hard link)."""
@@ -475,6 +492,8 @@ class Trainer:
                 self._unseen = None
             # The ranks finish together, after rank 0's last validation and checkpoint.
             distributed.barrier()
+            if self.config.train.keep == "best" and self.state.step >= self.total_steps and self.dist.is_main:
+                self._keep_best_only()
         finally:
             for signum, handler in previous_handlers.items():
                 signal.signal(signum, handler)
@@ -700,7 +719,8 @@ class Trainer:
         metrics = self.validator(self.model)
         if "val/abs_rel" in metrics and metrics["val/abs_rel"] < self.state.best_abs_rel:
             self.state.best_abs_rel = float(metrics["val/abs_rel"])
-            self.save("best.pt")
+            if self.config.train.keep != "last":
+                self.save("best.pt")
         for name, value in metrics.items():
             self.writer.add_scalar(name, value, self.state.step)
         self.state.history.append({"step": float(self.state.step), **metrics})
