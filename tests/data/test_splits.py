@@ -139,3 +139,14 @@ def test_splits_command_lists_names_and_counts(tmp_path, capsys):
     assert "test 2" in out
     assert cli.main(["splits", "--download"]) == 2
     assert "--dest" in capsys.readouterr().err
+
+
+def test_frame_keys_ignore_the_camera_and_shared_frames_keep_test_order():
+    from mldanet.data.splits import frame_key, shared_frames
+
+    assert frame_key("2011_09_26/drive_0002_sync 69 l") == frame_key("2011_09_26/drive_0002_sync 0000000069 r")
+    assert frame_key("city_01 000003.jpg") == ("city_01", "000003.jpg")
+    train = ["d/a 1 l", "d/a 2 r", "d/b 5 l"]
+    test = ["d/b 5 l", "d/a 3 l", "d/a 2 l"]
+    assert shared_frames(train, test) == ["d/b 5 l", "d/a 2 l"]
+    assert shared_frames(train, ["d/c 1 l"]) == []

@@ -390,3 +390,39 @@ def test_too_little_free_space_is_refused_with_the_numbers_before_any_checkpoint
     assert err.startswith(f"mldanet train: error: not enough free space for the checkpoints in {out}: they need up to ")
     assert "5.0 MB is free; free some space, train into another --out, or add --keep last (no best.pt)" in err
     assert not list(out.rglob("*.pt"))
+
+
+def test_a_training_list_with_one_eigen_test_frame_is_refused_naming_it(kitti_fixture, tmp_path, capsys):
+    from tests.conftest import KITTI_DATE, KITTI_DRIVE
+
+    splits = tmp_path / "splits"
+    shutil.copytree(kitti_fixture["splits"], splits)
+    leaked = f"{KITTI_DATE}/{KITTI_DRIVE} 2 l"
+    (splits / "eigen").mkdir()
+    (splits / "eigen" / "test_files.txt").write_text(f"{KITTI_DATE}/{KITTI_DRIVE} 0 l\n{leaked}\n")
+    argv = train_argv(kitti_fixture, tmp_path / "run", "--max-steps", "1")
+    argv[argv.index("--splits-dir") + 1] = str(splits)
+    assert main(argv) == 2
+    assert one_error_line(capsys) == (
+        f"mldanet train: error: the training list {splits / 'fixture' / 'train_files.txt'} holds 1 of the 2 test frames of "
+        f"{splits / 'eigen' / 'test_files.txt'} (first: '{leaked}'): a model trained on the frames it is scored on reports "
+        "numbers it has not earned; remove them from the training list"
+    )
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_evaluate_warns_when_the_run_trained_on_frames_it_scores(trained_run, kitti_fixture, tmp_path, capsys):
+    from tests.conftest import KITTI_DATE, KITTI_DRIVE
+
+    recorded = (trained_run / "train_files.txt").read_text().splitlines()
+    assert recorded == (kitti_fixture["splits"] / "fixture" / "train_files.txt").read_text().splitlines()
+    split = tmp_path / "test_files.txt"
+    for lines, warned in (([f"{KITTI_DATE}/{KITTI_DRIVE} 0 l", f"{KITTI_DATE}/{KITTI_DRIVE} 2 l"], True),
+                          ([f"{KITTI_DATE}/{KITTI_DRIVE} 0 l"], False)):
+        split.write_text("\n".join(lines) + "\n")
+        assert main(["evaluate", "--checkpoint", str(trained_run), "--data-path", str(kitti_fixture["data"]),
+                     "--split-file", str(split), "--num-workers", "0"]) == 0
+        err = capsys.readouterr().err
+        expected = (f"warning: the run of {trained_run / 'checkpoints' / 'last.pt'} trained on 1 of the 2 frames scored "
+                    f"here (its {trained_run / 'train_files.txt'}; first: '{KITTI_DATE}/{KITTI_DRIVE} 2 l')")
+        assert (expected in err) is warned, err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 import typing
 from pathlib import Path
@@ -49,6 +50,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--device", choices=typing.get_args(DeviceChoice), default="auto", help="where the network runs (auto: cuda when available)"
     )
     parser.add_argument("--img-ext", choices=typing.get_args(ImageExt), help="KITTI image extension (default: the checkpoint's)")
+
+
+def warn_if_trained_on(checkpoint: str, lines: list[str]) -> None:
+    """A warning when the run that wrote ``checkpoint`` trained on frames this evaluation scores."""
+    from mldanet.data.splits import TRAINED_LINES_FILE, read_lines_file, shared_frames
+    from mldanet.models.checkpoint import resolve_checkpoint_path
+
+    path = resolve_checkpoint_path(checkpoint)
+    trained = path.parent.parent / TRAINED_LINES_FILE if path.parent.name == "checkpoints" else None
+    if trained is None or not trained.is_file():
+        return
+    shared = shared_frames(read_lines_file(trained, check=None), lines)
+    if shared:
+        print(f"warning: the run of {path} trained on {len(shared)} of the {len(lines)} frames scored here "
+              f"(its {trained}; first: '{shared[0]}'): these numbers are not a held-out evaluation", file=sys.stderr)
 
 
 def workers(args: argparse.Namespace) -> int:
@@ -103,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
         lines = dataset_class(args.dataset).read_split_file(args.split_file, None) if args.split_file else None
         if gt_depths is not None and (lines is None or len(gt_depths) != len(lines)):
             raise ValueError(f"--gt with --dataset {args.dataset} needs the --split-file of its frames, in its order")
+        if lines is not None:
+            warn_if_trained_on(args.checkpoint, lines)
         result = evaluate_checkpoint(
             args.checkpoint, args.data_path, lines, gt_depths, scaling=args.scaling, post_process=args.post_process,
             batch_size=args.batch_size, device=args.device, img_ext=args.img_ext, num_workers=workers(args),
@@ -125,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
             )
         if gt is not None and gt.lines is not None:
             check_gt_lines(gt.lines, lines, args.gt, split_path)
+        warn_if_trained_on(args.checkpoint, lines)
         result = evaluate_checkpoint(
             args.checkpoint, args.data_path, lines, gt_depths, scaling=args.scaling, post_process=args.post_process,
             batch_size=args.batch_size, device=args.device, img_ext=args.img_ext, num_workers=workers(args),

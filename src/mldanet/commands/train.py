@@ -354,6 +354,12 @@ def train_in_folder(args: argparse.Namespace, config: Config, out: Path, resume:
     refuse_existing_run(args, out, resume)
     check_paths(config)
     train_set, val_set = build_training_data(config, args.split_file)
+    if main:
+        from mldanet.data.splits import TRAINED_LINES_FILE
+        from mldanet.paths import write_atomic
+
+        text = "".join(f"{line}\n" for line in train_set.lines)
+        write_atomic(out / TRAINED_LINES_FILE, lambda handle: handle.write(text.encode()))
     if main and args.overwrite and not continues_run_in(resume, out):
         removed = remove_previous_run(out)
         if removed:

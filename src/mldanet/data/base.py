@@ -234,6 +234,15 @@ class FrameDataset(Dataset):
         raise NotImplementedError
 
     @classmethod
+    def evaluation_splits(cls, data: DataConfig, frame_ids: tuple[FrameId, ...]) -> list[tuple[list[str], str | Path]]:
+        """The test lists runs on ``data`` are scored on (lines, file), which training must not share a
+        frame with: by default the split's own test list, when it has one."""
+        try:
+            return [cls.split_lines(data, "test", frame_ids)]
+        except FileNotFoundError:
+            return []
+
+    @classmethod
     def read_split_file(cls, path: str | Path, data: DataConfig) -> list[str]:
         """The lines of a split file (``--split-file``); their format is checked by :meth:`parse_line`."""
         return read_lines_file(path, check=None)

@@ -17,8 +17,11 @@ from mldanet.data.calibration import CAM_TO_CAM, VELO_TO_CAM
 from mldanet.data.ground_truth import EVAL_SIZE, calib_dir, generate_depth_map, velodyne_path
 from mldanet.data.images import CAMERA_NUMBERS, OTHER_SIDE, image_path
 from mldanet.data.kitti import BASELINE, NORMALISED_K, hint_path
-from mldanet.data.splits import parse_split_line, read_lines_file, resolve_split_path
+from mldanet.data.splits import SPLIT_FILES, parse_split_line, read_lines_file, resolve_split_path, resolve_splits_dir
 from mldanet.types import STEREO, FrameId
+
+
+EIGEN_TEST_SPLIT = "eigen"
 
 
 @register_dataset("kitti")
@@ -35,6 +38,19 @@ class KittiRawDataset(FrameDataset):
     def split_lines(cls, data, which: str, frame_ids: tuple[FrameId, ...]) -> tuple[list[str], Path]:
         path = resolve_split_path(data.split, which, data.splits_dir or None)
         return read_lines_file(path), path
+
+    @classmethod
+    def evaluation_splits(cls, data, frame_ids: tuple[FrameId, ...]) -> list[tuple[list[str], Path]]:
+        """The split's own test list and the Eigen test list (the paper's table), where the splits folder has them."""
+        try:
+            splits_dir = resolve_splits_dir(data.splits_dir or None)
+        except (ValueError, OSError):  # lines from --split-file alone: no split folder to check against
+            return []
+        found = super().evaluation_splits(data, frame_ids)
+        eigen = splits_dir / EIGEN_TEST_SPLIT / SPLIT_FILES["test"]
+        if eigen.is_file() and all(Path(path).resolve() != eigen.resolve() for _, path in found):
+            found.append((read_lines_file(eigen), eigen))
+        return found
 
     @classmethod
     def read_split_file(cls, path: str | Path, data) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mldanet.paths import write_atomic
@@ -99,6 +99,34 @@ def read_lines_file(path: str | Path, check: Callable[[str, Path, int], object] 
     if not lines:
         raise ValueError(f"split file is empty: {path}")
     return lines
+
+
+# The lines a run trained on, written into its folder: evaluate warns when it scores any of them.
+TRAINED_LINES_FILE = "train_files.txt"
+
+
+def frame_key(line: str) -> tuple:
+    """The frame a split line names, whichever camera: KITTI ``(drive folder, index)`` (a test frame seen
+    through the other camera is still the test frame), otherwise the line's words (``<sequence> <file>``)."""
+    words = line.split()
+    if len(words) == 3 and words[2] in ("l", "r") and words[1].lstrip("-").isdigit():
+        return words[0], int(words[1])
+    return tuple(words)
+
+
+def shared_frames(train_lines: Sequence[str], test_lines: Sequence[str]) -> list[str]:
+    """The lines of ``test_lines`` whose frame a line of ``train_lines`` names too, in test order."""
+    trained = {frame_key(line) for line in train_lines}
+    return [line for line in test_lines if frame_key(line) in trained]
+
+
+def overlap_error(train_path: str | Path, test_lines: Sequence[str], test_path: str | Path, shared: Sequence[str]) -> str:
+    first = ", ".join(f"'{line}'" for line in shared[:3])
+    return (
+        f"the training list {train_path} holds {len(shared)} of the {len(test_lines)} test frames of {test_path} "
+        f"(first: {first}{', …' if len(shared) > 3 else ''}): a model trained on the frames it is scored on "
+        "reports numbers it has not earned; remove them from the training list"
+    )
 
 
 def resolve_split_path(name_or_file: str | Path, which: str = "train", splits_dir: str | Path | None = None) -> Path:

@@ -6,6 +6,7 @@ import logging
 
 from mldanet.config import Config
 from mldanet.data.base import FrameDataset, build_dataset, data_root, dataset_class
+from mldanet.data.splits import overlap_error, shared_frames
 from mldanet.types import STEREO
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,10 @@ def build_datasets(config: Config, split_file: str | None = None) -> tuple[Frame
         train_lines = cls.read_split_file(split_file, data)
     else:
         train_lines, train_path = cls.split_lines(data, "train", frame_ids)
+    for test_lines, test_path in cls.evaluation_splits(data, frame_ids):
+        shared = shared_frames(train_lines, test_lines)
+        if shared:
+            raise ValueError(overlap_error(train_path, test_lines, test_path, shared))
     train_set = build_dataset(
         data, train_lines, frame_ids, train=True, source=train_path, hints_dir=hints_dir, seed=config.train.seed
     )
