@@ -275,3 +275,21 @@ def test_folder_hints_equal_kitti_hints_of_the_same_render(renders, tmp_path):
         train=False,
     )[0]
     assert torch.equal(sample.depth_hint[0], torch.from_numpy(folder)) and torch.equal(sample.hint_mask, (sample.depth_hint > 0).float())
+
+
+def test_frames_a_pixel_off_the_camera_size_are_taken_and_said_once(renders, tmp_path, caplog):
+    import logging
+
+    root = folder_copy(renders, tmp_path)
+    # frames are 320×96; a camera file for 640×193 (the frames resized, an odd row lost) is within the aspect tolerance
+    (root / "camera.yaml").write_text("K: [[371.2, 0, 320], [0, 370.6, 96.5], [0, 0, 1]]\nimage_size: [640, 193]\nbaseline: 0.54\n")
+    with caplog.at_level(logging.WARNING, logger="mldanet.data.folder"):
+        dataset = FolderDataset(root, ["drive_0001 0000000002.png", "drive_0002 0000000002.png"], 96, 320, (0, -1, 1))
+        dataset[0], dataset[1]
+    notes = [r.getMessage() for r in caplog.records if "K is rescaled to the frames" in r.getMessage()]
+    assert len(notes) == 1, notes
+    assert f"are 320×96, {root / 'camera.yaml'} gives K for 640×193: K is rescaled to the frames" in notes[0]
+    # at the camera's own size nothing is said
+    from mldanet.data.folder import read_camera_file
+
+    assert read_camera_file(root / "camera.yaml").check_frame_size(root / "x.png", (193, 640)) is None

@@ -374,8 +374,6 @@ def train_in_folder(args: argparse.Namespace, config: Config, out: Path, resume:
                           log_lines=args.no_progress)
         if resume is not None:
             record_resume_changes(config, resume, trainer.state.step, main)
-        if main:
-            check_disk(trainer, out)
         if resume is not None and trainer.state.step >= trainer.total_steps:
             if main:
                 print(f"nothing to train: checkpoint {resume} is already at step {trainer.state.step}, the end of this "
@@ -383,6 +381,7 @@ def train_in_folder(args: argparse.Namespace, config: Config, out: Path, resume:
                       "--epochs or --max-steps to train on")
             return 0
         if main:
+            check_disk(trainer, out)
             world = trainer.dist.world_size
             print(f"training {config.model.variant} {config.model.backbone} {config.data.width}x{config.data.height} "
                   f"mode {config.train.mode}, {len(train_set)} training samples, batch {config.optim.batch_size}"

@@ -28,6 +28,7 @@ aspect ratio within 1 %); a cropped picture needs its own K.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -54,6 +55,8 @@ SPLITS_FOLDER = "splits"
 RESERVED = (RIGHT_FOLDER, DEPTH_FOLDER)
 ASPECT_TOLERANCE = 0.01  # frames may be K's image resized, not cropped
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Camera:
@@ -65,8 +68,9 @@ class Camera:
     baseline: float
     path: Path
 
-    def check_frame_size(self, frame: Path, size: tuple[int, int]) -> None:
-        """Refuse a frame of (height, width) ``size`` that is not the camera's picture resized."""
+    def check_frame_size(self, frame: Path, size: tuple[int, int]) -> str | None:
+        """Refuse a frame of (height, width) ``size`` that is not the camera's picture resized; for one
+        that is, of another size, the note that K is rescaled to it (None at the camera's own size)."""
         height, width = size
         aspect, expected = width / height, self.image_size[0] / self.image_size[1]
         if abs(aspect / expected - 1) > ASPECT_TOLERANCE:
@@ -75,6 +79,14 @@ class Camera:
                 f"{self.image_size[0]}×{self.image_size[1]} ({expected:.3f}): a cropped or other camera's picture "
                 "needs its own camera file (<sequence>/camera.yaml)"
             )
+        if (width, height) == tuple(self.image_size):
+            return None
+        return (
+            f"frames such as {frame} are {width}×{height}, {self.path} gives K for {self.image_size[0]}×"
+            f"{self.image_size[1]}: K is rescaled to the frames (taken as the same picture resized"
+            + (", e.g. a video encoder's dropped odd row" if abs(width - self.image_size[0]) + abs(height - self.image_size[1]) <= 2 else "")
+            + ")"
+        )
 
 
 def read_camera_file(path: str | Path) -> Camera:
@@ -239,13 +251,18 @@ class FolderDataset(FrameDataset):
         self.sequences = find_sequences(self.root)
         self.positions = {seq: {name: i for i, name in enumerate(frames)} for seq, frames in self.sequences.items()}
         self.cameras: dict[str, Camera] = {}
+        self._noted: set[tuple[Path, tuple[int, int]]] = set()
 
     def camera(self, sequence: str) -> Camera:
         if sequence not in self.cameras:
             path = camera_file_for(self.root, sequence, self.intrinsics_file)
             camera = next((c for c in self.cameras.values() if c.path == path), None) or read_camera_file(path)
             first = self.root / sequence / self.sequences[sequence][0]
-            camera.check_frame_size(first, read_image_size(first))
+            size = read_image_size(first)
+            note = camera.check_frame_size(first, size)
+            if note and (camera.path, size) not in self._noted:  # said once per camera file and frame size
+                self._noted.add((camera.path, size))
+                logger.warning("%s", note)
             if STEREO in self.frame_ids and not camera.baseline > 0:
                 raise ValueError(
                     f"camera file {camera.path} gives no baseline, which modes S and MS need: add "
