@@ -288,7 +288,8 @@ def run(args: argparse.Namespace) -> int:
     main = distributed.context_from_environment().is_main
     # Rank 0 holds the folder for the whole run, taken before the existing-run check so that two
     # trainings started together cannot both pass it.
-    lock = FolderLock(require_writable_dir(out, "run folder (--out)"), "mldanet train", "run folder --out").acquire() if main else None
+    check_paths(config)  # names and paths first: a mistaken command leaves no run folder behind
+    lock = FolderLock(out, "mldanet train", "run folder --out").acquire() if main else None
     try:
         return train_in_folder(args, config, out, resume, main)
     finally:
@@ -324,6 +325,17 @@ def size_text(size: float) -> str:
     raise AssertionError("unreachable")
 
 
+def record_trained_lines(out: Path, lines: list[str]) -> None:
+    """The run's training lines into ``out``, for evaluate's check (left untouched when they are already there)."""
+    from mldanet.data.splits import TRAINED_LINES_FILE
+    from mldanet.paths import write_atomic
+
+    text = "".join(f"{line}\n" for line in lines)
+    path = out / TRAINED_LINES_FILE
+    if not path.is_file() or path.read_text() != text:
+        write_atomic(path, lambda handle: handle.write(text.encode()))
+
+
 def check_disk(trainer, out: Path) -> None:
     """Say how big the checkpoints will be, and refuse before the first one when the disk cannot hold them.
 
@@ -352,14 +364,7 @@ def train_in_folder(args: argparse.Namespace, config: Config, out: Path, resume:
 
     # Every rank checks (they see the same folder): one refusing alone would leave the others waiting.
     refuse_existing_run(args, out, resume)
-    check_paths(config)
     train_set, val_set = build_training_data(config, args.split_file)
-    if main:
-        from mldanet.data.splits import TRAINED_LINES_FILE
-        from mldanet.paths import write_atomic
-
-        text = "".join(f"{line}\n" for line in train_set.lines)
-        write_atomic(out / TRAINED_LINES_FILE, lambda handle: handle.write(text.encode()))
     if main and args.overwrite and not continues_run_in(resume, out):
         removed = remove_previous_run(out)
         if removed:
@@ -381,6 +386,7 @@ def train_in_folder(args: argparse.Namespace, config: Config, out: Path, resume:
                       "--epochs or --max-steps to train on")
             return 0
         if main:
+            record_trained_lines(out, train_set.lines)
             check_disk(trainer, out)
             world = trainer.dist.world_size
             print(f"training {config.model.variant} {config.model.backbone} {config.data.width}x{config.data.height} "
