@@ -55,10 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def warn_if_trained_on(checkpoint: str, lines: list[str]) -> None:
     """A warning when the run that wrote ``checkpoint`` trained on frames this evaluation scores."""
     from mldanet.data.splits import TRAINED_LINES_FILE, read_lines_file, shared_frames
-    from mldanet.models.checkpoint import resolve_checkpoint_path
+    from mldanet.models.checkpoint import resolve_checkpoint_path, run_folder_of
 
     path = resolve_checkpoint_path(checkpoint)
-    trained = path.parent.parent / TRAINED_LINES_FILE if path.parent.name == "checkpoints" else None
+    folder = run_folder_of(path)
+    trained = folder / TRAINED_LINES_FILE if folder is not None else None
     if trained is None or not trained.is_file():
         return
     shared = shared_frames(read_lines_file(trained, check=None), lines)

@@ -14,6 +14,7 @@ current step with ``last.pt`` written (exit code 130).
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import typing
 from pathlib import Path
@@ -135,7 +136,7 @@ def fit_workers_to_machine(args: argparse.Namespace, config: Config) -> None:
     2-core box only makes processes fight for the cores, and makes torch warn twice); said once."""
     from mldanet.device import fitted_workers, usable_cores
 
-    chosen = args.num_workers is not None or any(item.split("=", 1)[0].strip() == "data.num_workers" for item in args.overrides)
+    chosen = args.num_workers is not None or overridden(args, "data.num_workers")
     fitted = fitted_workers(config.data.num_workers)
     if not chosen and fitted < config.data.num_workers:
         from mldanet.training.distributed import context_from_environment
@@ -157,14 +158,14 @@ def check_flags(args: argparse.Namespace) -> None:
         raise ValueError(f"--epochs {args.epochs}: give a positive number of passes over the training split")
 
 
-def run_folder_of(checkpoint: Path) -> Path | None:
-    """The run folder a checkpoint belongs to: RUN for ``RUN/checkpoints/NAME.pt``, None for a loose file."""
-    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else None
+def overridden(args: argparse.Namespace, key: str) -> bool:
+    """Whether a ``--set`` override names config ``key``."""
+    return any(item.split("=", 1)[0].strip() == key for item in args.overrides)
 
 
 def out_given(args: argparse.Namespace) -> bool:
     """Whether the command line names the run folder (--out or --set train.out=...)."""
-    return args.out is not None or any(item.split("=", 1)[0].strip() == "train.out" for item in args.overrides)
+    return args.out is not None or overridden(args, "train.out")
 
 
 def resumed_config(args: argparse.Namespace, checkpoint: Path) -> Config:
@@ -174,7 +175,7 @@ def resumed_config(args: argparse.Namespace, checkpoint: Path) -> Config:
     or moved, that is another run (the original), which resuming must not overwrite. So a resumed
     run writes into the run folder that holds ``checkpoint``, or where --out says.
     """
-    from mldanet.models.checkpoint import read_checkpoint_config
+    from mldanet.models.checkpoint import read_checkpoint_config, run_folder_of
 
     base = read_checkpoint_config(checkpoint)
     folder = run_folder_of(checkpoint)
@@ -234,6 +235,8 @@ def refuse_existing_run(args: argparse.Namespace, out: Path, resume: Path | None
 
 def continues_run_in(resume: Path | None, out: Path) -> bool:
     """Whether ``resume`` is a checkpoint of the run in ``out`` (so writing there continues that run)."""
+    from mldanet.models.checkpoint import run_folder_of
+
     folder = run_folder_of(resume) if resume is not None else None
     return folder is not None and folder.resolve() == out.resolve()
 
@@ -283,6 +286,7 @@ def run(args: argparse.Namespace) -> int:
     check_flags(args)
     resume = resume_checkpoint(args)
     base = resumed_config(args, resume) if resume is not None else None
+    saved = copy.deepcopy(base)  # the checkpoint's settings, before this command's change them
     config = resolve_config(args, base)
     out = Path(config.train.out)
     main = distributed.context_from_environment().is_main
@@ -291,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
     check_paths(config)  # names and paths first: a mistaken command leaves no run folder behind
     lock = FolderLock(out, "mldanet train", "run folder --out").acquire() if main else None
     try:
-        return train_in_folder(args, config, out, resume, main)
+        return train_in_folder(args, config, saved, out, resume, main)
     finally:
         if lock is not None:
             lock.release()
@@ -301,16 +305,15 @@ def run(args: argparse.Namespace) -> int:
 NOT_A_CHANGE = ("train.out", "data.num_workers", "history")
 
 
-def record_resume_changes(config: Config, resume: Path, step: int, main: bool) -> None:
+def record_resume_changes(config: Config, saved: Config, step: int, main: bool) -> None:
     """Say each setting this resume changes (one line each) and add it to the run's ``history``.
 
     The network cannot change (the trainer refuses it); resolution, batch, learning rate and the
     rest may, but then the run is no longer an exact continuation, so it is said and recorded.
     """
     from mldanet.config import config_changes
-    from mldanet.models.checkpoint import read_checkpoint_config
 
-    changes = config_changes(read_checkpoint_config(resume), config, ignore=NOT_A_CHANGE)
+    changes = config_changes(saved, config, ignore=NOT_A_CHANGE)
     if main:
         for change in changes:
             print(f"resumed with another setting: {change} (from step {step}; recorded in the run's config history)")
@@ -358,7 +361,9 @@ def check_disk(trainer, out: Path) -> None:
         )
 
 
-def train_in_folder(args: argparse.Namespace, config: Config, out: Path, resume: Path | None, main: bool) -> int:
+def train_in_folder(
+    args: argparse.Namespace, config: Config, saved: Config | None, out: Path, resume: Path | None, main: bool
+) -> int:
     from mldanet.training import distributed
     from mldanet.training.trainer import Trainer, TrainingInterrupted, TrainingStopped
 
@@ -377,8 +382,8 @@ def train_in_folder(args: argparse.Namespace, config: Config, out: Path, resume:
             validator = Validator(val_set, config.optim.batch_size, config.train.max_val_batches, config.data.num_workers)
         trainer = Trainer(config, train_set, validator, resume=resume, progress=not args.no_progress,
                           log_lines=args.no_progress)
-        if resume is not None:
-            record_resume_changes(config, resume, trainer.state.step, main)
+        if saved is not None:
+            record_resume_changes(config, saved, trainer.state.step, main)
         if resume is not None and trainer.state.step >= trainer.total_steps:
             if main:
                 print(f"nothing to train: checkpoint {resume} is already at step {trainer.state.step}, the end of this "

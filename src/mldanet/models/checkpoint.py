@@ -37,6 +37,11 @@ def resolve_checkpoint_path(path: str | Path) -> Path:
     return path
 
 
+def run_folder_of(checkpoint: Path) -> Path | None:
+    """The run folder a checkpoint belongs to: RUN for ``RUN/checkpoints/NAME.pt``, None for a loose file."""
+    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else None
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True``; every failure names the file.
 
