@@ -149,7 +149,7 @@ def test_predicting_into_the_input_folder_twice_never_reads_its_own_outputs(smal
     argv = ["predict", str(folder), "--checkpoint", str(small_checkpoint), "--out", str(folder), "--device", "cpu"]
     assert main(argv) == 0
     first = sorted(p.name for p in folder.iterdir())
-    assert first == [".mldanet-predictions.json", "img0.png", "img0_depth.npy", "img0_depth.png", "img0_disp.npy",
+    assert first == [".mldanet-predictions.txt", "img0.png", "img0_depth.npy", "img0_depth.png", "img0_disp.npy",
                      "img1.png", "img1_depth.npy", "img1_depth.png", "img1_disp.npy"]
     capsys.readouterr()
     assert main(argv) == 0

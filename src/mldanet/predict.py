@@ -26,7 +26,6 @@ single-channel PNGs (depth maps, masks), and in a sequence folder of the own-dat
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -40,10 +39,9 @@ from tqdm import tqdm
 
 from mldanet.data.folder import DEPTH_FOLDER, FRAME_SUFFIXES, RIGHT_FOLDER
 from mldanet.data.video import VIDEO_EXTENSIONS, video_frame_count, video_frames
-from mldanet.paths import write_atomic
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
-MANIFEST = ".mldanet-predictions.json"
+MANIFEST = ".mldanet-predictions.txt"  # one written file per line, relative to the manifest's folder
 OUTPUT_SUFFIXES = ("_disp.npy", "_depth.npy", "_depth.png")
 
 
@@ -88,16 +86,13 @@ def not_a_photo(path: Path) -> str | None:
     return None
 
 
-def listed_outputs(folder: Path) -> set[Path]:
-    """The files the prediction manifests under ``folder`` list (absolute paths)."""
-    written = set()
-    for manifest in folder.rglob(MANIFEST):
-        try:
-            names = json.loads(manifest.read_text()).get("files", [])
-        except (OSError, ValueError, AttributeError):
-            continue
-        written |= {(manifest.parent / name).resolve() for name in names if isinstance(name, str)}
-    return written
+def listed_outputs(manifest: Path) -> set[Path]:
+    """The files a prediction manifest lists (absolute paths); an unreadable one lists none."""
+    try:
+        names = manifest.read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return set()
+    return {(manifest.parent / name).resolve() for name in names if name}
 
 
 @dataclass
@@ -122,10 +117,12 @@ class Skipped:
 
 def walk_folder(entry: Path, right: bool, skipped: Skipped) -> list[Path]:
     """The images and videos under ``entry`` (sorted), without what :class:`Skipped` counts."""
-    written = listed_outputs(entry)
+    written: set[Path] = set()
     found = []
     for folder, subfolders, files in os.walk(entry):
         folder = Path(folder)
+        if MANIFEST in files:  # top-down: read before the files it lists, here and below
+            written |= listed_outputs(folder / MANIFEST)
         is_sequence = any(Path(name).suffix.lower() in FRAME_SUFFIXES for name in files)
         for sub in list(subfolders):
             if is_sequence and sub == DEPTH_FOLDER:
@@ -174,15 +171,10 @@ def collect_sources(
 
 
 def record_outputs(out_dir: Path, names: Sequence[str]) -> None:
-    """Add the files of ``names`` to ``out_dir``'s manifest (atomically, keeping earlier runs' entries)."""
-    manifest = out_dir / MANIFEST
-    try:
-        files = set(json.loads(manifest.read_text()).get("files", []))
-    except (OSError, ValueError, AttributeError):
-        files = set()
-    files |= {f"{name}{suffix}" for name in names for suffix in OUTPUT_SUFFIXES}
-    text = json.dumps({"written_by": "mldanet predict", "files": sorted(files)}, indent=1)
-    write_atomic(manifest, lambda handle: handle.write(text.encode()))
+    """Append the files of ``names`` to ``out_dir``'s manifest (earlier runs' entries stay)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / MANIFEST, "a", encoding="utf-8") as handle:
+        handle.writelines(f"{name}{suffix}\n" for name in names for suffix in OUTPUT_SUFFIXES)
 
 
 def iter_frames(sources: Sequence[_Source], every: int, failed: list[tuple[str, str]]) -> Iterator[tuple[str, np.ndarray]]:
@@ -258,7 +250,7 @@ def predict_paths(
         )
         names = [_unique(name, used) for name, _ in batch]
         # Listed before they are written: a run stopped midway leaves no file a later walk would take for a photo.
-        record_outputs(summary.out_dir, [*summary.names, *names])
+        record_outputs(summary.out_dir, names)
         for name, (_, rgb), disp in zip(names, batch, disps):
             native = cv2.resize(disp, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
             depth = (factor / native).astype(np.float32)
