@@ -210,7 +210,8 @@ def load_demo_data(out: Path, settings: DemoSettings) -> DemoData:
     ground truth and the median-depth prior read from them."""
     root = out / "kitti"
     splits_dir = root / "splits"
-    train_lines, test_lines = demo_split(splits_dir)
+    # the split prepare_data wrote (demo_split would write it again)
+    train_lines, test_lines = (read_split_lines(DEMO_SPLIT, which, splits_dir) for which in ("train", "test"))
     grid_lines = spread_evenly(test_lines, settings.grid_frames)
     gt_test = [depth_for_line(root, line) for line in test_lines]
     prior_depth = median_depth_prior([depth_for_line(root, line) for line in train_lines if line.endswith(" l")])
