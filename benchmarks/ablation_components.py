@@ -14,31 +14,39 @@ weights, cosine lr with warm-up, from scratch), one change per row:
 - ``single_level``: the image branch and its global attention off (backbone features only).
 
 Every ``--eval-every`` steps each run scores the held-out drive: the seven metrics on the
-Velodyne points and iBims-1's depth boundary errors on the rendered dense depth
-(``<out>/runs/<row>_seed<s>/heldout.jsonl``). A finished run's result goes to ``<out>/results.json``
-at once; a run killed midway resumes from its last checkpoint (every ``--eval-every`` steps), and
-finished runs are skipped, so rerunning the same command continues the study. The table gives
-mean ± std over the seeds done, and says which differences from ``full`` exceed the seed spread
+Velodyne points and iBims-1's depth boundary errors on the rendered dense depth. A finished run's
+result (final scores, held-out curve, SA probe, machine) goes at once into the tracked
+``benchmarks/ablation_components.json``, under the steps and the ATen kernels it ran with
+(``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`` forces the AVX2 ones), so the study survives
+a fresh machine once that file is committed. Finished runs are skipped; a run killed midway resumes
+from its last checkpoint in ``<out>/runs`` (every ``--eval-every`` steps) while that folder is
+there, so rerunning the same command continues the study. The table gives mean ± std over the
+seeds done, and says which differences from ``full`` exceed the seed spread
 (|Δmean| > std_full + std_row); the plot shows each row's held-out curves.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import write_section  # noqa: E402
+from results import machine_line, write_section  # noqa: E402
 from seed_stats import beyond_spread, seed_stats, stats_table  # noqa: E402
 
 from mldanet.config import apply_overrides  # noqa: E402
 from mldanet.demo import DemoSettings, StageClock, demo_config, evaluate_on_test, load_demo_data, prepare_data  # noqa: E402
+from mldanet.folder_lock import FolderLock, FolderLocked  # noqa: E402
+
+STUDY = Path(__file__).resolve().parent / "ablation_components.json"
+PROBE_FRAMES = 16
 
 ROWS = {
     "baseline": ("baseline (monodepth2-style)", ["model.variant=baseline"]),
@@ -60,8 +68,9 @@ def run_order(rows: list[str], seeds: list[int]) -> list[tuple[str, int]]:
     return first + [(r, s) for s in seeds for r in rows if r not in FIRST]
 
 
-def train_one(data, settings: DemoSettings, row: str, seed: int, run_dir: Path, eval_every: int) -> dict[str, float]:
-    """Train one row from one seed (resuming its run folder when a checkpoint is there) → final held-out scores."""
+def train_one(data, settings: DemoSettings, row: str, seed: int, run_dir: Path, eval_every: int) -> dict:
+    """Train one row from one seed (resuming its run folder when a checkpoint is there) → its study entry:
+    final held-out scores, the held-out curve and the SA probe."""
     from mldanet.training.datasets import build_datasets
     from mldanet.training.trainer import Trainer
 
@@ -79,46 +88,53 @@ def train_one(data, settings: DemoSettings, row: str, seed: int, run_dir: Path, 
             with curve.open("a") as handle:
                 handle.write(json.dumps({"step": step, **metrics}) + "\n")
 
+    tick = time.perf_counter()
     trainer = Trainer(config, train_set, None, resume=last if last.is_file() else None, progress=False, on_log=held_out)
     trainer.train()
     metrics, _ = evaluate_on_test(trainer.depth_net, data, config)
     with curve.open("a") as handle:
         handle.write(json.dumps({"step": config.optim.max_steps, **metrics}) + "\n")
-    return metrics
+    points = {p["step"]: p for p in map(json.loads, curve.read_text().splitlines())}  # a resumed step counts once
+    return {
+        "metrics": metrics,
+        "curve": [points[step] for step in sorted(points)],
+        "probe": probe_run(trainer.depth_net, data, config),
+        "seconds": round(time.perf_counter() - tick),
+        "machine": machine_line(),
+        "date": f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+    }
 
 
-def probe_runs(out: Path, data, results: dict[str, dict[str, dict[str, float]]], frames: int = 16) -> list[str]:
-    """Per SA level of each finished run with SA: γ, ‖SA(f_h) − f_h‖ / ‖f_h‖ and the disparity change with
-    SA off, on the first ``frames`` held-out frames, mean over the seeds done (Markdown table rows).
-    A run with a result has finished, so its ``last.pt`` is the final network."""
+def probe_run(net, data, config) -> dict | None:
+    """The trained network's SA probe on the first :data:`PROBE_FRAMES` held-out frames (``None`` without SA)."""
     import torch
 
     from mldanet.demo import held_out_set
     from mldanet.evaluation.structure_probe import probe_structure_attention
-    from mldanet.models.checkpoint import load_depth_net
 
+    test_set = held_out_set(data, config)
+    images = torch.stack([test_set[i].images[0] for i in range(min(PROBE_FRAMES, len(test_set)))])
+    probe = probe_structure_attention(net, images)
+    return None if probe is None else asdict(probe)
+
+
+def probe_table(runs: dict[str, dict[str, dict]]) -> list[str]:
+    """Per SA level of each row with SA: γ, ‖SA(f_h) − f_h‖ / ‖f_h‖ and the disparity change with SA off,
+    mean over the seeds done (Markdown table rows)."""
     lines = []
     for row in ROWS:
-        probes = []
-        for seed in sorted(results.get(row, {}), key=int):
-            checkpoint = out / "runs" / f"{row}_seed{seed}" / "checkpoints" / "last.pt"
-            net, config = load_depth_net(checkpoint)
-            test_set = held_out_set(data, config)
-            images = torch.stack([test_set[i].images[0] for i in range(min(frames, len(test_set)))])
-            probe = probe_structure_attention(net, images)
-            if probe is not None:
-                probes.append(probe)
+        probes = [entry["probe"] for entry in runs.get(row, {}).values() if entry.get("probe")]
         if not probes:
             continue
-        for i, level in enumerate(probes[0].levels):
-            gammas = [p.levels[i].gamma_mean for p in probes]
-            gamma = "—" if gammas[0] is None else (
-                f"{np.mean(gammas):.3f} [{min(p.levels[i].gamma_min for p in probes):.3f}, "
-                f"{max(p.levels[i].gamma_max for p in probes):.3f}]"
+        for i, level in enumerate(probes[0]["levels"]):
+            levels = [p["levels"][i] for p in probes]
+            gamma = "—" if level["gamma_mean"] is None else (
+                f"{np.mean([lv['gamma_mean'] for lv in levels]):.3f} [{min(lv['gamma_min'] for lv in levels):.3f}, "
+                f"{max(lv['gamma_max'] for lv in levels):.3f}]"
             )
-            change = 100 * np.mean([p.levels[i].feature_change for p in probes])
-            off = f"{100 * np.mean([p.disparity_change_off for p in probes]):.1f} %" if i == 0 else ""
-            lines.append(f"| {ROWS[row][0]} | {len(probes)} | {level.level} | {gamma} | {change:.1f} % | {off} |")
+            change = 100 * np.mean([lv["feature_change"] for lv in levels])
+            off = f"{100 * np.mean([p['disparity_change_off'] for p in probes]):.1f} %" if i == 0 else ""
+            lines.append(f"| {ROWS[row][0]} | {len(probes)} | {level['level']} | {gamma} | {change:.1f} % | {off} |")
     if not lines:
         return []
     return [
@@ -128,7 +144,7 @@ def probe_runs(out: Path, data, results: dict[str, dict[str, dict[str, float]]],
     ]
 
 
-def plot_curves(out: Path, rows: list[str], seeds: list[int]) -> Path | None:
+def plot_curves(runs: dict[str, dict[str, dict]], name: str) -> Path | None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -136,15 +152,12 @@ def plot_curves(out: Path, rows: list[str], seeds: list[int]) -> Path | None:
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
     drawn = False
-    for i, row in enumerate(rows):
-        for seed in seeds:
-            path = out / "runs" / f"{row}_seed{seed}" / "heldout.jsonl"
-            if not path.is_file():
-                continue
-            points = sorted({p["step"]: p for p in map(json.loads, path.read_text().splitlines())}.values(), key=lambda p: p["step"])
+    for i, row in enumerate(ROWS):
+        for seed, entry in sorted(runs.get(row, {}).items(), key=lambda item: int(item[0])):
+            points = entry["curve"]
             for ax, key in zip(axes, ("abs_rel", "dbe_acc", "dbe_comp")):
                 ax.plot([p["step"] for p in points], [p[key] for p in points], color=f"C{i}", lw=1.2,
-                        ls="-" if seed == seeds[0] else "--", label=f"{ROWS[row][0]}, seed {seed}")
+                        ls=("-", "--", ":", "-.")[int(seed) % 4], label=f"{ROWS[row][0]}, seed {seed}")
             drawn = True
     if not drawn:
         plt.close(fig)
@@ -154,10 +167,53 @@ def plot_curves(out: Path, rows: list[str], seeds: list[int]) -> Path | None:
         ax.set_xlabel("step")
     axes[2].legend(fontsize=7, loc="upper right")
     fig.tight_layout()
-    path = Path(__file__).resolve().parent / "ablation_components.png"
+    path = Path(__file__).resolve().parent / f"{name}.png"
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def study_key(steps: int) -> str:
+    import torch
+
+    return f"{steps} steps, {torch.backends.cpu.get_cpu_capability()} kernels"
+
+
+def report(study: dict[str, dict], steps: int) -> str:
+    """The RESULTS section: per kernel set run at ``steps``, the table, the spread verdicts, the probe, the plot."""
+    names = {row: label for row, (label, _) in ROWS.items()}
+    body = [
+        f"The demo's data and recipe (4 drives × 100 frames rendered at 640×192, test on the held-out drive; MS + hints + "
+        f"learned loss weights at 192×64, batch 4), {steps} steps per run; abs_rel and a1 on the Velodyne points "
+        "(Eigen crop, stereo scaling), ε_acc / ε_comp (iBims-1, px at the network's 192×64, θ = 10) and edge F1 (2 px) on "
+        "the rendered dense depth over the whole frame. Mean ± std over the seeds done. Each run's numbers, curve and "
+        "machine are in `benchmarks/ablation_components.json`.",
+    ]
+    for key, runs in study.items():
+        if not key.startswith(f"{steps} steps"):
+            continue
+        stats = seed_stats({row: [e["metrics"] for e in runs[row].values()] for row in ROWS if row in runs}, COLUMNS)
+        done = [f"{row} seed {seed}" for row in ROWS for seed in sorted(runs.get(row, {}), key=int)]
+        machines = sorted({e["machine"] for row in runs.values() for e in row.values()})
+        plot = plot_curves(runs, "ablation_components_" + key.split(", ")[1].split()[0].lower())
+        body += [
+            "", f"### {key}", "", "Runs on: " + "; ".join(machines), "",
+            *stats_table(stats, COLUMNS, ["abs_rel ↓", "a1 ↑", "ε_acc px ↓", "ε_comp px ↓", "edge F1 ↑"], names),
+            "",
+            "Differences from the full method beyond the seed spread (|Δmean| > std_full + std_row):",
+            "",
+            *beyond_spread(stats, "full", COLUMNS, LOWER_IS_BETTER, names),
+            "",
+            f"What the structure attention does after training, per decoder level k (first {PROBE_FRAMES} held-out "
+            "frames; the residual form's γ starts at 0.1; the last column is the scale-0 disparity's mean relative "
+            "change when every level is switched off):",
+            "",
+            *(probe_table(runs) or ["(no finished run with SA yet)"]),
+            "",
+            f"Runs done ({len(done)}): {', '.join(done) or 'none'}. Rerun the command to continue the study.",
+            *(["", f"![held-out curves per row, {key}]({plot.name})"] if plot else []),
+        ]
+    return "\n".join(body)
 
 
 def main() -> None:
@@ -166,62 +222,42 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
     parser.add_argument("--eval-every", type=int, default=100, help="held-out evaluation and checkpoint interval")
-    parser.add_argument("--out", default="ablation_components", help="data, runs and results.json")
+    parser.add_argument("--out", default="ablation_components", help="data and run folders (checkpoints)")
     parser.add_argument("--report-only", action="store_true", help="write the table and plot from the runs done; train nothing")
     args = parser.parse_args()
     out = Path(args.out)
     settings = replace(DemoSettings.default(), steps=args.steps)
-    results_path = out / f"results_{args.steps}.json"
-    results: dict[str, dict[str, dict[str, float]]] = json.loads(results_path.read_text()) if results_path.exists() else {}
+    study: dict[str, dict] = json.loads(STUDY.read_text()) if STUDY.exists() else {}
     start = time.perf_counter()
-    data = None
     if not args.report_only:
-        data_marker = out / "data_ready"
-        data = prepare_data(out, settings, seed=0, clock=StageClock()) if not data_marker.exists() else None
-        if data is None:  # the drives and hints are there: only the ground truth is read again
-            data = load_demo_data(out, settings)
-        data_marker.write_text("rendered with data seed 0\n")
-        for row, seed in run_order(args.rows, args.seeds):
-            if str(seed) in results.get(row, {}):
-                continue
-            tick = time.perf_counter()
-            run_dir = out / "runs" / f"{row}_seed{seed}"
-            metrics = train_one(data, settings, row, seed, run_dir, args.eval_every)
-            results.setdefault(row, {})[str(seed)] = metrics
-            results_path.write_text(json.dumps(results, indent=2))
-            print(f"{row}, seed {seed}: abs_rel {metrics['abs_rel']:.4f}, ε_comp {metrics['dbe_comp']:.2f} px "
-                  f"({time.perf_counter() - tick:.0f} s)", flush=True)
-    stats = seed_stats({row: results[row].values() for row in ROWS if row in results}, COLUMNS)
-    names = {row: label for row, (label, _) in ROWS.items()}
-    done = [f"{row} seed {seed}" for row in ROWS for seed in sorted(results.get(row, {}), key=int)]
-    plot = plot_curves(out, list(ROWS), args.seeds)
-    if data is None:
-        data = load_demo_data(out, settings)
-    probes = probe_runs(out, data, results)
-    body = [
-        f"The demo's data and recipe (4 drives × 100 frames rendered at 640×192, test on the held-out drive; MS + hints + "
-        f"learned loss weights at 192×64, batch 4), {args.steps} steps per run; abs_rel and a1 on the Velodyne points "
-        "(Eigen crop, stereo scaling), ε_acc / ε_comp (iBims-1, px at the network's 192×64, θ = 10) and edge F1 (2 px) on "
-        "the rendered dense depth over the whole frame. Mean ± std over the seeds done.",
-        "",
-        *stats_table(stats, COLUMNS, ["abs_rel ↓", "a1 ↑", "ε_acc px ↓", "ε_comp px ↓", "edge F1 ↑"], names),
-        "",
-        "Differences from the full method beyond the seed spread (|Δmean| > std_full + std_row):",
-        "",
-        *beyond_spread(stats, "full", COLUMNS, LOWER_IS_BETTER, names),
-        "",
-        "What the structure attention does after training, per decoder level k (first 16 held-out frames; "
-        "the residual form's γ starts at 0.1; the last column is the scale-0 disparity's mean relative change "
-        "when every level is switched off):",
-        "",
-        *(probes or ["(no finished run with SA yet)"]),
-        "",
-        f"Runs done ({len(done)}): {', '.join(done) or 'none'}. Rerun the command to continue the study.",
-        *( [f"", f"![held-out curves per row]({plot.name})"] if plot else []),
-    ]
-    print("\n".join(body))
+        out.mkdir(parents=True, exist_ok=True)
+        try:
+            with FolderLock(out, "benchmarks/ablation_components.py", what="ablation folder"):
+                run_study(study, args, out, settings)
+        except FolderLocked as error:
+            sys.exit(f"error: {error}")
+    body = report(study, args.steps)
+    print(body)
     print(f"({time.perf_counter() - start:.0f} s)")
-    write_section("ablation_components", "\n".join(body), title="Component ablation on the synthetic drive")
+    write_section("ablation_components", body, title="Component ablation on the synthetic drive")
+
+
+def run_study(study: dict[str, dict], args, out: Path, settings: DemoSettings) -> None:
+    runs = study.setdefault(study_key(args.steps), {})
+    data_marker = out / "data_ready"
+    data = prepare_data(out, settings, seed=0, clock=StageClock()) if not data_marker.exists() else None
+    if data is None:  # the drives and hints are there: only the ground truth is read again
+        data = load_demo_data(out, settings)
+    data_marker.write_text("rendered with data seed 0\n")
+    for row, seed in run_order(args.rows, args.seeds):
+        if str(seed) in runs.get(row, {}):
+            continue
+        entry = train_one(data, settings, row, seed, out / "runs" / f"{args.steps}_steps" / f"{row}_seed{seed}", args.eval_every)
+        runs.setdefault(row, {})[str(seed)] = entry
+        STUDY.write_text(json.dumps(study, indent=1) + "\n")
+        metrics = entry["metrics"]
+        print(f"{row}, seed {seed}: abs_rel {metrics['abs_rel']:.4f}, ε_comp {metrics['dbe_comp']:.2f} px "
+              f"({entry['seconds']} s)", flush=True)
 
 
 if __name__ == "__main__":
