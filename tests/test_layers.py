@@ -21,6 +21,10 @@ FORBIDDEN = {
     "mldanet.sgm": ("mldanet.data.base", "mldanet.models", "mldanet.losses", "mldanet.training", "mldanet.evaluation",
                     "mldanet.commands", "torch"),
     "mldanet.geometry": ("mldanet.",),
+    # back-projection and the PLY writer: geometry and paths only, no data, networks or predict
+    "mldanet.pointcloud": ("mldanet.data", "mldanet.config", "mldanet.models", "mldanet.losses", "mldanet.training",
+                           "mldanet.evaluation", "mldanet.commands", "mldanet.cli", "mldanet.predict",
+                           "mldanet.self_supervised", "mldanet.synth"),
     "mldanet.config": ("mldanet.data.base", "mldanet.models", "mldanet.losses", "mldanet.training", "mldanet.evaluation",
                        "mldanet.commands"),
     "mldanet.models": ("mldanet.data.base", "mldanet.losses", "mldanet.training", "mldanet.evaluation",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import cv2
@@ -127,6 +128,10 @@ def test_monocular_checkpoint_gives_relative_depth(small_checkpoint, tmp_path, c
 @pytest.mark.parametrize("flags, message", [
     (["--every", "0"], "--every 0 must be at least 1"),
     (["--height", "50"], "--height 50 must be a positive multiple of 32"),
+    (["--point-cloud", "--max-depth", "0"], "--max-depth 0 must be a positive number"),
+    (["--point-cloud", "--max-depth", "nan"], "--max-depth nan must be a positive number"),
+    (["--intrinsics", "camera.yaml"], "--intrinsics is for point clouds: add --point-cloud"),
+    (["--max-depth", "50"], "--max-depth is for point clouds: add --point-cloud"),
 ])
 def test_bad_options_are_named(small_checkpoint, tmp_path, capsys, flags, message):
     image = write_image(tmp_path / "frame.png", (32, 32), seed=6)
@@ -186,3 +191,148 @@ def test_disp_npy_is_in_the_documented_range():
     import mldanet.predict as predict
 
     assert "[1 / model.max_depth, 1 / model.min_depth]" in predict.__doc__ and "5.4 / disp" in predict.__doc__
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+def expected_points(depth: np.ndarray, fx: float, fy: float, max_depth: float) -> tuple[np.ndarray, np.ndarray]:
+    """By hand: (N×3 x y z of the pixels with depth <= max_depth, row-major; their mask), principal point at (0.5·W, 0.5·H)."""
+    height, width = depth.shape
+    v, u = np.mgrid[:height, :width]
+    mask = depth <= max_depth
+    z = depth[mask].astype(np.float64)
+    return np.stack([(u[mask] - 0.5 * width) * z / fx, (v[mask] - 0.5 * height) * z / fy, z], axis=1), mask
+
+
+def ply_xyz_rgb(path: Path) -> tuple[dict, np.ndarray, np.ndarray]:
+    from tests.test_pointcloud import read_ply  # the independent reader
+
+    header, vertices = read_ply(path)
+    xyz = np.stack([vertices[a] for a in "xyz"], axis=1)
+    return header, xyz, np.stack([vertices[c] for c in ("red", "green", "blue")], axis=1)
+
+
+def test_point_clouds_use_the_checkpoints_camera_or_the_default_field_of_view_with_one_warning(
+    small_checkpoint, tmp_path, capsys, caplog
+):
+    kitti_shaped = write_image(tmp_path / "in" / "road.png", (40, 132), seed=7)  # 3.3: KITTI's 1242×375 resized
+    phones = [write_image(tmp_path / "in" / f"phone{i}.png", (48, 64), seed=8 + i) for i in range(2)]  # 4:3
+    out = tmp_path / "out"
+    argv = ["predict", "--checkpoint", str(small_checkpoint), str(tmp_path / "in"), "--out", str(out),
+            "--device", "cpu", "--batch-size", "1", "--point-cloud"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "wrote 3 point clouds (NAME.ply), 2 of them with the default 60° field of view" in printed
+    warnings = [r.getMessage() for r in caplog.records if "default camera" in r.getMessage()]
+    assert len(warnings) == 1, warnings  # once per run, not per frame
+    assert "phone0 is 64×48" in warnings[0] and "60° horizontal field of view" in warnings[0]
+    assert "--intrinsics FILE" in warnings[0]
+    manifest = (out / ".mldanet-predictions.txt").read_text().splitlines()
+    assert {"road.ply", "phone0.ply", "phone1.ply"} <= set(manifest)
+
+    # KITTI's normalised K at the depth map's size (the input's, not the network's 64×128)
+    depth = np.load(out / "road_depth.npy")
+    assert depth.shape == (40, 132) and np.isfinite(depth).all() and depth.max() < 80.0
+    header, xyz, rgb = ply_xyz_rgb(out / "road.ply")
+    points, mask = expected_points(depth, 0.58 * 132, 1.92 * 40, 80.0)
+    assert header["count"] == 40 * 132
+    np.testing.assert_allclose(xyz, points, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(rgb, read_rgb(kitti_shaped)[mask])
+    assert any("x y z in metres" in c for c in header["comments"])
+    assert any("KITTI's" in c and "fx 76.56 fy 76.8 cx 66 cy 20 px at 132x40" in c for c in header["comments"])
+
+    # the default camera: 60° horizontally, square pixels
+    focal = 32 / math.tan(math.radians(30))
+    depth = np.load(out / "phone1_depth.npy")
+    _, xyz, rgb = ply_xyz_rgb(out / "phone1.ply")
+    points, mask = expected_points(depth, focal, focal, 80.0)
+    np.testing.assert_allclose(xyz, points, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(rgb, read_rgb(phones[1])[mask])
+
+    # --max-depth cuts the far points (here the farther half)
+    cut = float(np.median(depth))
+    assert main([*argv, "--max-depth", str(cut), "--out", str(tmp_path / "cut")]) == 0
+    _, xyz, rgb = ply_xyz_rgb(tmp_path / "cut" / "phone1.ply")
+    points, mask = expected_points(depth, focal, focal, cut)
+    assert 0 < len(xyz) == mask.sum() < depth.size and xyz[:, 2].max() <= cut
+    np.testing.assert_allclose(xyz, points, rtol=1e-6, atol=1e-6)
+
+
+def test_point_clouds_with_an_intrinsics_file_and_a_frame_it_does_not_fit(small_checkpoint, tmp_path, capsys):
+    camera = tmp_path / "camera.yaml"
+    camera.write_text("K: [[500, 0, 330], [0, 520, 250], [0, 0, 1]]\nimage_size: [640, 480]\n")
+    fits = write_image(tmp_path / "fits.png", (48, 64), seed=11)  # the camera's picture at a tenth
+    cropped = write_image(tmp_path / "cropped.png", (40, 132), seed=12)
+    out = tmp_path / "out"
+    code = main(["predict", "--checkpoint", str(small_checkpoint), str(fits), str(cropped), "--out", str(out),
+                 "--device", "cpu", "--point-cloud", "--intrinsics", str(camera)])
+    assert code == 1
+    captured = capsys.readouterr()
+    assert "no point cloud for 1 frame(s)" in captured.err
+    assert "cropped is 132×40" in captured.err and str(camera) in captured.err and "Traceback" not in captured.err
+    assert (out / "cropped_depth.npy").is_file() and not (out / "cropped.ply").exists()
+    header, xyz, _ = ply_xyz_rgb(out / "fits.ply")
+    depth = np.load(out / "fits_depth.npy")
+    v, u = np.mgrid[:48, :64]
+    np.testing.assert_allclose(xyz[:, 0], (u.ravel() - 33.0) * depth.ravel() / 50.0, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(xyz[:, 1], (v.ravel() - 25.0) * depth.ravel() / 52.0, rtol=1e-6, atol=1e-6)
+    assert any(f"camera file {camera}" in c for c in header["comments"])
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "not found"),
+    ("- just\n- a list\n", "must be a mapping with K and image_size"),
+    ("K: [[500, 0, 330], [0, 520, 250]]\nimage_size: [640, 480]\n", "K must be a 3×3 matrix"),
+    ("K: [[500, 0, 330], [0, 520, 250], [0, 0, 1]]\n", "has no image_size"),
+])
+def test_a_bad_intrinsics_file_is_named(small_checkpoint, tmp_path, capsys, content, message):
+    camera = tmp_path / "cam.yaml"
+    if content is not None:
+        camera.write_text(content)
+    image = write_image(tmp_path / "frame.png", (32, 32), seed=13)
+    code = main(["predict", "--checkpoint", str(small_checkpoint), str(image), "--out", str(tmp_path / "out"),
+                 "--device", "cpu", "--point-cloud", "--intrinsics", str(camera)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert str(camera) in err and message in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "frame_depth.npy").exists()  # refused before any work
+
+
+def test_point_clouds_of_a_monocular_checkpoint_say_relative_units(small_checkpoint, tmp_path, capsys):
+    payload = torch.load(small_checkpoint, weights_only=True)
+    payload["config"]["train"]["mode"] = "M"
+    mono = tmp_path / "m.pt"
+    torch.save(payload, mono)
+    image = write_image(tmp_path / "frame.png", (40, 132), seed=14)
+    assert main(["predict", "--checkpoint", str(mono), str(image), "--out", str(tmp_path / "out"), "--device", "cpu",
+                 "--point-cloud"]) == 0
+    printed = capsys.readouterr().out
+    assert "relative depth" in printed and "and so are the point clouds' x y z" in printed
+    header, xyz, _ = ply_xyz_rgb(tmp_path / "out" / "frame.ply")
+    assert any("x y z in relative units (mode M: unknown scale), not metres" in c for c in header["comments"])
+    np.testing.assert_allclose(xyz[:, 2], np.load(tmp_path / "out" / "frame_depth.npy").ravel(), rtol=1e-6)
+
+
+def test_the_checkpoints_camera(tmp_path):
+    from mldanet.config import Config
+    from mldanet.predict import cloud_camera
+
+    config = Config()
+    kitti = cloud_camera(config)
+    np.testing.assert_allclose(kitti.intrinsics("a", 375, 1242)[0], [[720.36, 0, 621], [0, 720, 187.5], [0, 0, 1]])
+    assert kitti.intrinsics("a", 192, 640)[1] is None  # the network's size: 0.6 % off KITTI's shape
+    assert "not the shape of the checkpoint's camera" in kitti.intrinsics("a", 480, 640)[1]
+
+    config.data.dataset, config.data.data_path = "folder", str(tmp_path)
+    (tmp_path / "camera.yaml").write_text("K: [[100, 0, 50], [0, 100, 40], [0, 0, 1]]\nimage_size: [100, 80]\n")
+    K, why = cloud_camera(config).intrinsics("a", 160, 200)  # the run's camera file, at twice its size
+    assert why is None
+    np.testing.assert_allclose(K, [[200, 0, 100], [0, 200, 80], [0, 0, 1]])
+    config.data.intrinsics = str(tmp_path / "moved.yaml")
+    K, why = cloud_camera(config).intrinsics("a", 160, 200)
+    assert f"the camera file it was trained with, {tmp_path / 'moved.yaml'}, is not here" in why
+    np.testing.assert_allclose(K[0, 0], 100 / math.tan(math.radians(30)))
+    config.data.dataset = "elsewhere"
+    assert "predict knows no camera of data.dataset=elsewhere" in cloud_camera(config).intrinsics("a", 10, 10)[1]

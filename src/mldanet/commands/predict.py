@@ -8,7 +8,8 @@ import typing
 
 from mldanet.config import DeviceChoice
 from mldanet.paths import require_writable_dir
-from mldanet.predict import predict_paths
+from mldanet.pointcloud import DEFAULT_HFOV_DEGREES
+from mldanet.predict import DEFAULT_MAX_DEPTH, predict_paths
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +26,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--post-process", action="store_true", help="average with the flipped image's prediction")
     parser.add_argument("--right", action="store_true",
                         help="in sequence folders of the own-data layout, predict the right/ frames too")
+    parser.add_argument(
+        "--point-cloud", action="store_true",
+        help="also write NAME.ply per frame: binary little-endian, x y z (metres for S/MS models, relative for M; "
+             "x right, y down, z forward) and the image's colours, back-projected at the input's size with the "
+             "checkpoint's camera (KITTI's for KITTI-trained models), or --intrinsics; a picture of unknown camera "
+             f"(another shape than the checkpoint's) gets a {DEFAULT_HFOV_DEGREES:g}° horizontal field of view, "
+             "square pixels and the principal point at the centre, with one warning",
+    )
+    parser.add_argument("--intrinsics", metavar="FILE",
+                        help="with --point-cloud: the camera of the inputs, a camera file as --dataset folder reads "
+                             "(YAML or JSON: K, the 3×3 matrix in pixels, and image_size [width, height])")
+    parser.add_argument("--max-depth", type=float, metavar="DEPTH",
+                        help="with --point-cloud: leave out points deeper than this, in the depth's units "
+                             f"(sky and far points; default: {DEFAULT_MAX_DEPTH:g}, KITTI's evaluation cap in metres)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,18 +47,27 @@ def run(args: argparse.Namespace) -> int:
     summary = predict_paths(
         args.checkpoint, args.inputs, args.out, batch_size=args.batch_size, device=args.device,
         height=args.height, width=args.width, every=args.every, post_process=args.post_process, right=args.right,
+        point_cloud=args.point_cloud, intrinsics=args.intrinsics, max_depth=args.max_depth,
     )
     print(f"wrote {summary.frames} frames to {summary.out_dir}")
+    if args.point_cloud:
+        print(f"wrote {summary.point_clouds} point clouds (NAME.ply)"
+              + (f", {summary.default_camera} of them with the default {DEFAULT_HFOV_DEGREES:g}° field of view"
+                 if summary.default_camera else ""))
     if str(summary.skipped):
         print(f"left out of the folders: {summary.skipped}")
     if not summary.metric:
         print(
             "note: this checkpoint was trained monocularly (mode M): *_depth.npy is relative depth "
             "(1 / disparity, unknown scale), not metres"
+            + (", and so are the point clouds' x y z" if args.point_cloud else "")
         )
+    if summary.no_cloud:
+        print(f"no point cloud for {len(summary.no_cloud)} frame(s) (their depth maps are written):", file=sys.stderr)
+        for name, reason in summary.no_cloud:
+            print(f"  {name}: {reason}", file=sys.stderr)
     if summary.failed:
         print(f"could not read {len(summary.failed)} input(s), skipped:", file=sys.stderr)
         for path, reason in summary.failed:
             print(f"  {path}: {reason}", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if summary.failed or summary.no_cloud else 0
