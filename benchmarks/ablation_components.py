@@ -11,7 +11,8 @@ weights, cosine lr with warm-up, from scratch), one change per row:
 - ``sa_off``: MLDA-Net with the structure attention off (the identity);
 - ``sa_guided``, ``sa_seed``: the other SA forms (the specification's, the source's Eq. 8);
 - ``ca_off``: the decoder's channel attention off;
-- ``single_level``: the image branch and its global attention off (backbone features only).
+- ``single_level``: the image branch and its global attention off (backbone features only);
+- ``sa_mix_lr``: the residual SA with its mixing weights γ at 20× the learning rate.
 
 Every ``--eval-every`` steps each run scores the held-out drive: the seven metrics on the
 Velodyne points and iBims-1's depth boundary errors on the rendered dense depth. A finished run's
@@ -56,6 +57,9 @@ ROWS = {
     "sa_seed": ("SA seed (Eq. 8)", ["model.structure_attention=seed"]),
     "ca_off": ("decoder CA off", ["model.decoder_attention=false"]),
     "single_level": ("multi-level features off", ["model.multi_level=false"]),
+    # Issue 22 item 5's first candidate: γ stays at its initial 0.1 at the shared rate (Adam moves it
+    # ~lr a step), so the residual form never finds out how much SA to mix in; 20× lets it travel 0..1.
+    "sa_mix_lr": ("residual SA, γ at 20× lr", ["optim.structure_mix_lr_scale=20"]),
 }
 # The paper's claim first: baseline, full and SA off over every seed, then the other rows.
 FIRST = ("baseline", "full", "sa_off")

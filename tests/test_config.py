@@ -21,7 +21,7 @@ def test_every_design_table_row_has_a_preset():
         "ms_r50_1024x320": ("resnet50", 1024, 320, "fixed", 5e-5, 4),
         "ms_r50_1024x320_adaptive": ("resnet50", 1024, 320, "uncertainty", 5e-5, 4),
     }
-    assert set(preset_names()) == set(expected) | {"demo", "demo_tiny"}
+    assert set(preset_names()) == set(expected) | {"demo", "demo_tiny", "demo_gpu"}
     for name, (backbone, width, height, weighting, lr, step) in expected.items():
         c = load_preset(name)
         assert (c.model.backbone, c.data.width, c.data.height, c.loss.weighting) == (backbone, width, height, weighting)

@@ -161,6 +161,75 @@ def stage_table(markdown: str) -> tuple[list[float], str]:
     return [float(seconds) for _, seconds in rows], total
 
 
+def test_fit_steps_fills_what_the_budget_leaves():
+    from mldanet.demo import fit_steps
+
+    # 600 s budget, 100 s spent, 50 s reserved: 450 s at 2 s a step = 225 more steps after the 5 done
+    assert fit_steps(600, 100, 50, 2.0, 5) == 230
+    assert fit_steps(600, 100, 50, 2.3, 5) == 5 + 195  # floor(450 / 2.3) = 195.6 -> 195
+    # a budget already spent keeps the steps done, never fewer
+    assert fit_steps(60, 70, 10, 1.0, 4) == 4
+    with pytest.raises(ValueError, match="step time must be positive, not 0"):
+        fit_steps(60, 0, 0, 0.0, 1)
+
+
+def test_demo_settings_follow_the_device():
+    import torch
+
+    from mldanet.config import load_preset
+    from mldanet.demo import settings_for
+
+    assert settings_for(torch.device("cpu")).preset == "demo"
+    gpu = settings_for(torch.device("cuda"))
+    recipe = load_preset(gpu.preset)
+    assert gpu.preset == "demo_gpu" and (recipe.data.width, recipe.data.height) == (gpu.render_width, gpu.render_height)
+    assert recipe.train.device == "cuda" and recipe.optim.max_steps > 10 * load_preset("demo").optim.max_steps
+    assert settings_for(torch.device("cuda"), tiny=True).preset == "demo_tiny"
+
+
+def test_demo_on_an_absent_gpu_or_a_bad_budget_is_one_line(tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["demo", "--tiny", "--device", "cuda", "--out", str(tmp_path / "d")]) == 2
+    assert "--device cuda was asked for, but PyTorch sees no CUDA device" in capsys.readouterr().err
+    assert main(["demo", "--tiny", "--minutes", "0", "--out", str(tmp_path / "d")]) == 2
+    assert "--minutes must be positive, not 0" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
+def test_tiny_demo_fits_a_one_minute_budget(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--tiny", "--minutes", "1", "--out", str(out)]) == 0
+    console = capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    budget = report["budget"]
+    trained = budget.get("stopped_at", budget["steps"])  # a machine that slows down stops at the deadline
+    assert budget["minutes"] == 1 and report["settings"]["steps"] == trained >= 5
+    # the fit: the 5 steps timed plus what the budget leaves at the measured step time (the report's
+    # figures are rounded, so within a step)
+    left = 60 - budget["spent_s"] - budget["reserve_s"]
+    assert abs(budget["steps"] - max(5, 5 + left / budget["step_s"])) <= 1
+    assert f"{budget['steps']} steps fitted a 1-minute budget" in console
+    assert f"train: MLDA-Net MS + hints, {budget['steps']} steps" in report["seconds"]
+    # Training ends at the last step that leaves the reserve for the stages after it; only a step that
+    # runs much slower than the timed ones (another job starting on the machine) can overrun.
+    stages = list(report["seconds"].items())
+    until_trained = sum(s for name, s in stages[: [n for n, _ in stages].index(f"train: MLDA-Net MS + hints, {budget['steps']} steps") + 1])
+    if budget["spent_s"] + budget["reserve_s"] < 60:
+        assert until_trained <= 60 - budget["reserve_s"] + 3 * budget["step_s"], report["seconds"]
+    else:  # the budget was spent before training: only the timed steps ran
+        assert trained == 5
+    from mldanet.models.checkpoint import load_checkpoint
+
+    checkpoint = load_checkpoint(out / "run" / "checkpoints" / "last.pt")
+    assert checkpoint["step"] == trained and checkpoint["config"]["optim"]["max_steps"] == budget["steps"]
+    assert report["device"].startswith("cpu (")
+    run_line = f"Trained on {report['device']}: {trained} steps of batch 2 at 192×64"
+    assert run_line in (out / "report.md").read_text() and run_line in (out / "report.html").read_text()
+    assert "`--minutes 1`" in (out / "report.md").read_text()
+
+
 def test_tiny_demo_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--tiny", "--out", str(out)]) == 0

@@ -94,6 +94,8 @@ class OptimConfig:
     max_steps: int = 0  # 0: run all epochs
     weight_decay: float = 0.0
     pose_lr_scale: float = 1.0
+    # the residual structure attention's mixing weights γ (models/attention.py); 1 keeps one group
+    structure_mix_lr_scale: float = 1.0
     clip_grad_norm: float = 5.0  # clip the global gradient norm of the depth and pose networks to this; 0: off
 
 

@@ -1,4 +1,4 @@
-"""``mldanet demo``: the whole method on a synthetic drive, on a CPU, in minutes.
+"""``mldanet demo``: the whole method on a synthetic drive, in minutes, on the CPU or the GPU it finds.
 
 synth (training drives + one held-out drive, KITTI raw layout) -> fused-SGM hints -> MS training
 with hints and uncertainty weighting -> evaluation of the untrained network, of the per-pixel
@@ -72,6 +72,17 @@ class DemoSettings:
         )
 
     @classmethod
+    def gpu(cls) -> "DemoSettings":
+        """More drives and frames than the CPU run, for the GPU preset's 640×192 steps (``presets/demo_gpu.yaml``)."""
+        from mldanet.device import usable_cores
+
+        return cls(
+            drives=6, frames=200, render_width=640, render_height=192,
+            hint_width=640, hint_height=192, hint_block_sizes=(1, 3), hint_num_disparities=(64, 96),
+            preset="demo_gpu", workers=max(2, usable_cores()),
+        )
+
+    @classmethod
     def tiny(cls) -> "DemoSettings":
         return cls(
             drives=2, frames=14, render_width=320, render_height=96,
@@ -87,6 +98,13 @@ class DemoSettings:
         return config
 
 
+def settings_for(device: torch.device, tiny: bool = False) -> DemoSettings:
+    """The tiny run when asked, else the GPU run on a CUDA device and the CPU run elsewhere."""
+    if tiny:
+        return DemoSettings.tiny()
+    return DemoSettings.gpu() if device.type == "cuda" else DemoSettings.default()
+
+
 def report_settings(settings: DemoSettings) -> dict[str, Any]:
     """What a report records of a run's settings: the rendering and the recipe's sizes and budget."""
     recipe = settings.recipe()
@@ -97,9 +115,46 @@ def report_settings(settings: DemoSettings) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class BudgetFit:
+    """How ``--minutes`` set the training length: the budget, the time the other stages take and the
+    measured step time, and the steps that fitted."""
+
+    minutes: float
+    spent_s: float  # before training: rendering, hints, setup, the first evaluations
+    reserve_s: float  # after training (estimated): the final evaluation, predictions, report
+    step_s: float
+    steps: int
+
+    def sentence(self) -> str:
+        return (
+            f"{self.steps} steps fitted a {self.minutes:g}-minute budget: {self.step_s:.3f} s a step (measured on the "
+            f"first steps), {self.spent_s:.0f} s before training and {self.reserve_s:.0f} s estimated after it"
+        )
+
+
+def fit_steps(budget_s: float, spent_s: float, reserve_s: float, step_s: float, steps_done: int) -> int:
+    """The run's total steps under a wall-time budget: those done, plus as many more as fit in the
+    time the budget leaves (never fewer than those done)."""
+    if step_s <= 0:
+        raise ValueError(f"a step time must be positive, not {step_s}")
+    left = budget_s - spent_s - reserve_s
+    return steps_done + max(0, int(left // step_s))
+
+
+# Steps timed before the budget is fitted; they stay within the warm-up, whose learning rates do not
+# depend on the run's length, so a fitted run is the run of ``--steps N`` with the N that fitted.
+BUDGET_PROBE_STEPS = 5
+# The predictions and the report's figures after training, beside the final evaluation (measured:
+# 3-6 s on a 2-core CPU).
+REPORT_RESERVE_S = 10.0
+
+
 @dataclass
 class DemoReport:
     settings: dict[str, Any]
+    device: str = "cpu"
+    budget: dict[str, Any] | None = None
     untrained: dict[str, float] = field(default_factory=dict)
     prior: dict[str, float] = field(default_factory=dict)
     trained: dict[str, float] = field(default_factory=dict)
@@ -275,31 +330,72 @@ def evaluate_prior(data: DemoData, recipe: Config) -> dict[str, float]:
     return metrics
 
 
-def run_demo(out: str | Path, tiny: bool = False, seed: int = 0, steps: int | None = None) -> DemoReport:
+def run_demo(
+    out: str | Path, tiny: bool = False, seed: int = 0, steps: int | None = None, device: str = "auto",
+    minutes: float | None = None,
+) -> DemoReport:
+    """The whole demo into ``out``. ``device``: auto (CUDA when PyTorch sees it), cpu or cuda; on CUDA the
+    GPU recipe unless ``tiny``. ``minutes``: the whole run's wall-time budget, which sets the steps
+    (``steps`` is then ignored)."""
+    from mldanet.device import resolve_device
     from mldanet.predict import predict_paths
     from mldanet.models.checkpoint import load_depth_net
     from mldanet.training.datasets import build_datasets
     from mldanet.training.trainer import Trainer
 
-    settings = DemoSettings.tiny() if tiny else DemoSettings.default()
+    if minutes is not None and minutes <= 0:
+        raise ValueError(f"--minutes must be positive, not {minutes}")
+    started = time.perf_counter()
+    torch_device = resolve_device(device)
+    settings = settings_for(torch_device, tiny)
     settings.steps = steps
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     clock = StageClock()
-    report = DemoReport(settings=report_settings(settings))
+    report = DemoReport(settings=report_settings(settings), device=device_name(torch_device))
     data = prepare_data(out, settings, seed, clock)
     run_dir = out / "run"
 
     with clock.stage("setup: datasets and networks"):
         config = demo_config(settings, data.root, data.splits_dir, data.hints_dir, run_dir, seed)
+        config.train.device = torch_device.type
         train_set, _ = build_datasets(config)
-        trainer = Trainer(config, train_set, None)
+        step_times: list[float] = []
+        trainer = Trainer(config, train_set, None, on_log=lambda _step, _values: step_times.append(time.perf_counter()))
     with clock.stage("evaluate: untrained network"):
         report.untrained, _ = evaluate_on_test(trainer.depth_net, data, config)
     with clock.stage("evaluate: median-depth prior of the training drives"):
         report.prior = evaluate_prior(data, config)
-    with clock.stage(f"train: MLDA-Net MS + hints, {config.optim.max_steps} steps"):
+    deadline = None
+    if minutes is not None:
+        probe = min(BUDGET_PROBE_STEPS, config.optim.warmup_steps + 1, trainer.total_steps)
+        stage = f"train: the first {probe} steps, timed for the {minutes:g}-minute budget"
+        with clock.stage(stage):
+            trainer.train(stop_at_step=probe)
+        timed = step_times[1:]  # the first step pays for the allocations
+        step_s = (timed[-1] - timed[0]) / (len(timed) - 1) if len(timed) > 1 else clock.seconds[stage] / probe
+        reserve = clock.seconds["evaluate: untrained network"] + REPORT_RESERVE_S
+        spent = time.perf_counter() - started
+        fit = BudgetFit(minutes, round(spent, 1), round(reserve, 1), round(step_s, 4),
+                        fit_steps(60 * minutes, spent, reserve, step_s, trainer.state.step))
+        trainer.set_total_steps(fit.steps)
+        report.budget = asdict(fit)
+        print(fit.sentence(), flush=True)
+        # A machine that slows down (another job starts) must not overrun the budget: training ends
+        # at the last step that leaves the reserve, as a shorter run, and the report says so.
+        deadline = started + 60 * minutes - reserve
+
+        def keep_to_budget(_step: int, _values: dict[str, float]) -> None:
+            if time.perf_counter() + step_s > deadline:
+                trainer.stop_after_this_step()
+
+        trainer.on_log = keep_to_budget
+    with clock.stage(f"train: MLDA-Net MS + hints, {trainer.total_steps} steps"):
         trainer.train()
+    report.settings["steps"] = trainer.state.step
+    if report.budget is not None and trainer.state.step < trainer.total_steps:
+        report.budget["stopped_at"] = trainer.state.step
+        print(f"the budget ran out at step {trainer.state.step} of {trainer.total_steps}: the steps slowed down", flush=True)
     checkpoint = run_dir / "checkpoints" / "last.pt"
     report.checkpoint = str(checkpoint)
     with clock.stage("evaluate: trained network"):
@@ -333,6 +429,13 @@ def run_demo(out: str | Path, tiny: bool = False, seed: int = 0, steps: int | No
     (out / "report.json").write_text(json.dumps(asdict(report), indent=2))
     print_summary(report, flatness, out)
     return report
+
+
+def device_name(device: torch.device) -> str:
+    """The device as a reader knows it: the GPU's name, or the CPU with its torch threads."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
 
 
 def print_summary(report: DemoReport, flatness: Flatness, out: Path) -> None:

@@ -346,9 +346,27 @@ def cell(row: dict[str, float], key: str) -> str:
     return f"{row[key]:.2f}" if key in BOUNDARY_COLUMNS and key != "edge_f1" else f"{row[key]:.3f}"
 
 
+def run_sentence(report: Any) -> str:
+    """Where and how long it trained: device, steps, batch and size, training time, and the budget's fit."""
+    settings = report.settings
+    training = sum(s for name, s in report.seconds.items() if name.startswith("train:"))
+    sentence = (
+        f"Trained on {report.device}: {settings['steps']} steps of batch {settings['batch_size']} at "
+        f"{settings['train_width']}×{settings['train_height']} in {training:.0f} s."
+    )
+    if report.budget:
+        sentence += (
+            f" `--minutes {report.budget['minutes']:g}`: {report.budget['step_s']:.3f} s a step on the first steps; "
+            f"{report.budget['spent_s']:.0f} s before training and {report.budget['reserve_s']:.0f} s reserved after it"
+        )
+        stopped = report.budget.get("stopped_at")
+        sentence += f"; the steps slowed down and it stopped at {stopped} of {report.budget['steps']}." if stopped else "."
+    return sentence
+
+
 def markdown_report(report: Any, figures: dict[str, Path], flatness: Flatness) -> str:
     stages, total = stage_rows(report.seconds)
-    lines = ["# mldanet demo report", "", f"**{verdict(report)}**", ""]
+    lines = ["# mldanet demo report", "", f"**{verdict(report)}**", "", run_sentence(report), ""]
     if flatness.flat:
         lines += [f"> **Warning.** {flatness.sentence()}", ""]
     columns = table_columns(report)
@@ -431,6 +449,7 @@ def html_report(report: Any, figures: dict[str, Path], flatness: Flatness) -> st
 <style>{STYLE}</style></head><body>
 <h1>mldanet demo report</h1>
 <p class="verdict {'good' if good else 'bad'}">{html.escape(verdict(report))}</p>
+<p>{html_text(run_sentence(report))}</p>
 {warning}
 <table><tr><th>held-out drive</th>{''.join(f'<th>{html.escape(metric_header(m))}</th>' for m in columns)}</tr>{metric_rows}</table>
 <p class="note">MLDA-Net (ResNet-18, from scratch) trained self-supervised in MS mode with fused-SGM depth hints and

@@ -74,6 +74,50 @@ def test_resume_is_bit_identical(kitti_fixture, tmp_path):
             assert torch.equal(a[net][key], b[net][key]), f"{net}.{key} differs after resume"
 
 
+def test_structure_mix_weights_get_their_own_learning_rate(kitti_fixture, tmp_path):
+    from mldanet.training.trainer import depth_net_groups
+
+    config = small_config(kitti_fixture, tmp_path, mode="MS", variant="mlda", max_steps=1)
+    net = Trainer(config, build_datasets(config)[0], progress=False).depth_net
+    gammas = {id(m.gamma) for m in net.decoder.structure_attention.values()}
+    assert len(depth_net_groups(net, config.optim)) == 1  # the default: one group, as before
+    config.optim.structure_mix_lr_scale = 20.0
+    rest, mixes = depth_net_groups(net, config.optim)
+    assert {id(p) for p in mixes["params"]} == gammas and mixes["lr_scale"] == 20.0
+    assert len(rest["params"]) + len(mixes["params"]) == len(list(net.parameters()))
+    # one step with the learning rate of the γ group 20× the rest's: γ moves ~20× as far under Adam
+    trainer = Trainer(config, build_datasets(config)[0], progress=False)
+    before = [m.gamma.detach().clone() for m in trainer.depth_net.decoder.structure_attention.values()]
+    trainer.train()
+    rates = {g["lr_scale"]: g["lr"] for g in trainer.optimizer.param_groups}
+    assert rates[20.0] == pytest.approx(20 * rates[1.0])
+    moved = torch.cat([(m.gamma.detach() - b).abs().flatten() for m, b in zip(trainer.depth_net.decoder.structure_attention.values(), before)])
+    # Adam's first step moves every parameter with a gradient by its learning rate exactly
+    assert moved.max().item() == pytest.approx(rates[20.0], rel=1e-3)
+
+
+def test_a_length_set_within_the_warm_up_trains_as_if_configured(kitti_fixture, tmp_path):
+    # The demo's --minutes: a few steps timed, then the length fitted. Within the warm-up the learning
+    # rate does not depend on the length, so the run is the one configured with it from the start.
+    straight = small_config(kitti_fixture, tmp_path / "straight", max_steps=5, checkpoint_every=100, schedule="cosine", warmup_steps=3)
+    Trainer(straight, build_datasets(straight)[0], progress=False).train()
+
+    fitted = small_config(kitti_fixture, tmp_path / "fitted", max_steps=50, checkpoint_every=100, schedule="cosine", warmup_steps=3)
+    trainer = Trainer(fitted, build_datasets(fitted)[0], progress=False)
+    trainer.train(stop_at_step=2)
+    trainer.set_total_steps(5)
+    assert trainer.train().step == 5
+    with pytest.raises(ValueError, match="at step 5 already, past the 3 asked for"):
+        trainer.set_total_steps(3)
+
+    a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "fitted")
+    assert b["config"]["optim"]["max_steps"] == 5
+    assert [h["lr"] for h in a["history"] if "lr" in h] == [h["lr"] for h in b["history"] if "lr" in h]
+    for net in ("depth_net", "pose_net", "loss_weighting"):
+        for key in a[net]:
+            assert torch.equal(a[net][key], b[net][key]), f"{net}.{key} differs"
+
+
 def test_train_command_with_overrides_and_uncertainty(kitti_fixture, tmp_path):
     out = tmp_path / "cli"
     code = main([

@@ -65,7 +65,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from mldanet.config import Config, save_config
+from mldanet.config import Config, OptimConfig, save_config
 from mldanet.data.base import FrameDataset
 from mldanet.data.loader import batch_loader
 from mldanet.device import resolve_device
@@ -156,6 +156,19 @@ class StepOutcome:
     skipped: str = ""
 
 
+def depth_net_groups(depth_net: nn.Module, optim: OptimConfig) -> list[dict[str, Any]]:
+    """The depth network's Adam groups: one, or the SA mixing weights γ apart at their own learning-rate
+    scale (they are few scalars that the shared rate barely moves in a short run)."""
+    mixes = [p for name, p in depth_net.named_parameters() if name.startswith("decoder.structure_attention.") and name.endswith(".gamma")]
+    if optim.structure_mix_lr_scale == 1.0 or not mixes:
+        return [{"params": list(depth_net.parameters()), "lr_scale": 1.0, "weight_decay": optim.weight_decay}]
+    apart = {id(p) for p in mixes}
+    return [
+        {"params": [p for p in depth_net.parameters() if id(p) not in apart], "lr_scale": 1.0, "weight_decay": optim.weight_decay},
+        {"params": mixes, "lr_scale": optim.structure_mix_lr_scale, "weight_decay": 0.0},
+    ]
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -217,7 +230,7 @@ class Trainer:
                 self.model.pose_net = distributed.convert_batchnorm(self.model.pose_net, self.device)
         self.clipped_parameters = [p for net in (self.depth_net, self.pose_net) if net is not None for p in net.parameters()]
 
-        groups = [{"params": list(self.depth_net.parameters()), "lr_scale": 1.0, "weight_decay": config.optim.weight_decay}]
+        groups = depth_net_groups(self.depth_net, config.optim)
         if self.pose_net is not None:
             groups.append(
                 {"params": list(self.pose_net.parameters()), "lr_scale": config.optim.pose_lr_scale, "weight_decay": config.optim.weight_decay}
@@ -464,6 +477,17 @@ class Trainer:
         return list(self.model.buffers())
 
     # ----------------------------------------------------------------------------- loop
+    def set_total_steps(self, steps: int) -> None:
+        """Change the run's length before it is reached (the demo's time budget); the saved config says it."""
+        if steps < self.state.step:
+            raise ValueError(f"the run is at step {self.state.step} already, past the {steps} asked for")
+        self.config.optim.max_steps = steps
+        self.total_steps = min(self.steps_per_epoch * self.config.optim.epochs, steps)
+
+    def stop_after_this_step(self) -> None:
+        """End :meth:`train` after the step running now, with a checkpoint (an ``on_log`` callback's deadline)."""
+        self.stop_at = self.state.step
+
     def train(self, stop_at_step: int | None = None) -> TrainState:
         """Train to the configured end, or stop (with a checkpoint) after ``stop_at_step`` steps."""
         self.stop_at = min(self.total_steps, stop_at_step or self.total_steps)
