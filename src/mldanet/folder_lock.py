@@ -6,6 +6,10 @@ every POSIX file system NFSv3 onward, holding its holder's host, PID, command an
 a thread refreshes its modification time while the lock is held. A lock is stale, and is
 taken over, when its holder is on this host and its PID is gone (a crash, a torchrun restart),
 or when it has not been refreshed for :data:`STALE_AFTER_S` (a host that died).
+
+Processes that may share a folder (``hints --shard``) each hold a lock of their own name and
+name the others' they exclude (``conflicts``); each looks for those only after holding its own,
+so of two conflicting processes starting together at least one sees the other.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 LOCK_NAME = ".mldanet.lock"
@@ -41,36 +46,67 @@ def describe_holder(holder: dict) -> str:
     return f"`{holder.get('command', '?')}` (PID {holder.get('pid', '?')} on {holder.get('host', '?')}, since {started})"
 
 
+def read_lock(path: Path) -> dict | None:
+    """A lock file's holder record; None when there is no lock, {} when it is half-written or damaged."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):  # half-written or damaged: judged by its age alone
+        return {}
+
+
+def is_stale(path: Path, holder: dict) -> bool:
+    """Whether the lock ``path`` held by ``holder`` may be taken over (see the module's docstring)."""
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return True
+    if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
+        return not _pid_alive(holder["pid"])
+    return age > STALE_AFTER_S
+
+
 class FolderLock:
     """``with FolderLock(folder, "mldanet train"):`` holds ``folder/.mldanet.lock`` for the block.
 
     A second holder is refused with :class:`FolderLocked`, whose message names the first.
+    ``name``: the lock file's name (``.mldanet*.lock``); ``conflicts``: which other lock files in
+    ``folder`` (by name) must not be held by a live process either.
     """
 
-    def __init__(self, folder: str | Path, command: str, what: str = "folder") -> None:
-        self.path = Path(folder) / LOCK_NAME
+    def __init__(
+        self, folder: str | Path, command: str, what: str = "folder", name: str = LOCK_NAME,
+        conflicts: Callable[[str], bool] | None = None,
+    ) -> None:
+        self.path = Path(folder) / name
         self.command = command
         self.what = what
+        self.conflicts = conflicts
         self._token: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _read(self, path: Path | None = None) -> dict | None:
-        try:
-            return json.loads((path or self.path).read_text())
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError):  # half-written or damaged: judged by its age alone
-            return {}
+        return read_lock(path or self.path)
 
-    def _is_stale(self, holder: dict) -> bool:
-        try:
-            age = time.time() - self.path.stat().st_mtime
-        except FileNotFoundError:
-            return True
-        if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
-            return not _pid_alive(holder["pid"])
-        return age > STALE_AFTER_S
+    def _in_use(self, path: Path, holder: dict) -> FolderLocked:
+        return FolderLocked(
+            f"{self.what} {self.path.parent} is in use by {describe_holder(holder)}: wait for it to finish, "
+            f"or use another folder (if that process is gone, delete {path})"
+        )
+
+    def _live_conflict(self) -> FolderLocked | None:
+        """The refusal naming a live holder of a lock that ``conflicts`` excludes, if there is one."""
+        if self.conflicts is None:
+            return None
+        for other in sorted(self.path.parent.glob(".mldanet*.lock")):
+            if other.name == self.path.name or not self.conflicts(other.name):
+                continue
+            holder = read_lock(other)
+            if holder is not None and not is_stale(other, holder):
+                return self._in_use(other, holder)
+        return None
 
     def _create(self) -> bool:
         token = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
@@ -88,7 +124,7 @@ class FolderLock:
     def _take_over(self, holder: dict) -> None:
         """Move a stale lock aside; put it back if it turned out to be a fresh one another process made
         between our read and the move (so two takers never both win)."""
-        aside = self.path.with_name(f"{LOCK_NAME}.stale.{os.getpid()}.{time.time_ns()}")
+        aside = self.path.with_name(f"{self.path.name}.stale.{os.getpid()}.{time.time_ns()}")
         try:
             os.rename(self.path, aside)
         except FileNotFoundError:
@@ -105,17 +141,18 @@ class FolderLock:
     def acquire(self) -> "FolderLock":
         for _ in range(3):
             if self._create():
+                conflict = self._live_conflict()
+                if conflict is not None:
+                    self.release()
+                    raise conflict
                 self._thread = threading.Thread(target=self._refresh, name="folder-lock", daemon=True)
                 self._thread.start()
                 return self
             holder = self._read()
             if holder is None:  # released meanwhile
                 continue
-            if not self._is_stale(holder):
-                raise FolderLocked(
-                    f"{self.what} {self.path.parent} is in use by {describe_holder(holder)}: wait for it to finish, "
-                    f"or use another folder (if that process is gone, delete {self.path})"
-                )
+            if not is_stale(self.path, holder):
+                raise self._in_use(self.path, holder)
             self._take_over(holder)
         raise FolderLocked(f"{self.what} {self.path.parent}: could not take the lock {self.path} (another process keeps taking it)")
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import typing
 
 from mldanet.config import ImageExt
-from mldanet.data.depth_hints import HintSettings, HintsSummary, compute_hints, run_hint_jobs
+from mldanet.data.depth_hints import HintSettings, HintsSummary, Shard, compute_hints, parse_shard, run_hint_jobs
 from mldanet.data.splits import read_split_lines
-from mldanet.folder_lock import FolderLock
+from mldanet.folder_lock import LOCK_NAME, FolderLock
 from mldanet.paths import require_writable_dir
 from mldanet.sgm import BLOCK_SIZES, NUM_DISPARITIES
 from mldanet.types import STEREO
@@ -46,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--skip-missing", action="store_true", help="leave out pairs with a missing image instead of failing"
     )
+    parser.add_argument(
+        "--shard", metavar="K/N",
+        help="compute only the K-th of N disjoint shares of the hints (K counts from 1: 1/4 ... 4/4), so that N "
+             "processes on N machines fill one shared --out (a SLURM array: --array=1-N and "
+             "--shard $SLURM_ARRAY_TASK_ID/N); shares are fixed by the hint paths, the same on every machine",
+    )
 
 
 def split_lines_for_hints(split: str, splits_dir: str | None) -> list[str]:
@@ -61,7 +68,33 @@ def split_lines_for_hints(split: str, splits_dir: str | None) -> list[str]:
     return lines
 
 
-def folder_hints(args: argparse.Namespace) -> HintsSummary:
+SHARD_LOCK = re.compile(r"\.mldanet-shard-(\d+)-of-(\d+)\.lock")
+
+
+def shard_lock_name(shard: Shard) -> str:
+    """The lock file of one shard in the hints folder: shards share the folder, one process per shard."""
+    return f".mldanet-shard-{shard.index}-of-{shard.count}.lock"
+
+
+def hints_folder_lock(out: str, shard: Shard | None) -> FolderLock:
+    """The lock a ``hints`` run holds on ``out``. A run without ``--shard`` excludes every other
+    writer (shards included); a shard excludes the same shard, an unsharded run, and the shards
+    of another N (whose shares would overlap with its own)."""
+    if shard is None:
+        return FolderLock(
+            out, "mldanet hints", "hints folder --out", conflicts=lambda name: SHARD_LOCK.fullmatch(name) is not None
+        )
+
+    def conflicts(name: str) -> bool:
+        match = SHARD_LOCK.fullmatch(name)
+        return name == LOCK_NAME or (match is not None and int(match[2]) != shard.count)
+
+    return FolderLock(
+        out, f"mldanet hints --shard {shard}", "hints folder --out", name=shard_lock_name(shard), conflicts=conflicts
+    )
+
+
+def folder_hints(args: argparse.Namespace, shard: Shard | None = None) -> HintsSummary:
     """Hints of a folder dataset's targets (its split files, or the ones training would generate)."""
     from mldanet.config import DataConfig, TrainConfig
     from mldanet.data.folder import FolderDataset
@@ -82,23 +115,26 @@ def folder_hints(args: argparse.Namespace) -> HintsSummary:
         source=source, intrinsics=args.intrinsics,
     )
     jobs = dataset.hint_jobs(args.out)
+    # over all jobs, not the shard's: every shard must record the same settings
     layout = {"layout": "folder", "normalised_fx": sorted({job.normalised_fx for job in jobs})}
     settings = HintSettings(args.height, args.width, tuple(args.block_sizes), tuple(args.num_disparities))
     return run_hint_jobs(
-        jobs, args.out, settings, layout, workers=args.workers, overwrite=args.overwrite, skip_missing=args.skip_missing
+        jobs, args.out, settings, layout, workers=args.workers, overwrite=args.overwrite, skip_missing=args.skip_missing,
+        shard=shard,
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    # One writer per hints folder: two writing the same files (and its settings record) would mix
-    # two sets of settings in one folder.
-    with FolderLock(require_writable_dir(args.out, "hints folder"), "mldanet hints", "hints folder --out"):
-        return compute(args)
+    # One writer per hints folder, or one per shard: two writing the same files would mix two sets
+    # of settings in one folder (shards agree on the settings file and write disjoint files).
+    shard = parse_shard(args.shard) if args.shard is not None else None
+    with hints_folder_lock(require_writable_dir(args.out, "hints folder"), shard):
+        return compute(args, shard)
 
 
-def compute(args: argparse.Namespace) -> int:
+def compute(args: argparse.Namespace, shard: Shard | None = None) -> int:
     if args.dataset == "folder":
-        print(folder_hints(args))
+        print(folder_hints(args, shard))
         return 0
     if not (args.split or args.split_file):
         raise ValueError("give --split NAME or --split-file FILE: the KITTI lines to compute hints for")
@@ -115,6 +151,7 @@ def compute(args: argparse.Namespace) -> int:
         block_sizes=tuple(args.block_sizes),
         num_disparities=tuple(args.num_disparities),
         skip_missing=args.skip_missing,
+        shard=shard,
     )
     print(summary)
     return 0
