@@ -89,7 +89,8 @@ def test_images_video_folders_and_unreadable_inputs(mlda, kitti_sample, tmp_path
 
     names = sorted(p.name[: -len("_disp.npy")] for p in out.rglob("*_disp.npy"))
     assert names == ["a", "b", "clip_000000", "clip_000002", "clip_000004", "kitti_test_image"]
-    assert (out / "sub" / "a_disp.npy").is_file()  # sub-folders of a folder input are kept
+    # several inputs: a folder's outputs under its name, with its sub-folders kept
+    assert (out / "folder" / "sub" / "a_disp.npy").is_file() and (out / "folder" / "b_disp.npy").is_file()
 
     disp = np.load(out / "kitti_test_image_disp.npy")
     depth = np.load(out / "kitti_test_image_depth.npy")
@@ -99,18 +100,37 @@ def test_images_video_folders_and_unreadable_inputs(mlda, kitti_sample, tmp_path
     picture = cv2.cvtColor(cv2.imread(str(out / "kitti_test_image_depth.png")), cv2.COLOR_BGR2RGB)
     np.testing.assert_array_equal(picture, colorize_depth(disp))  # inverse depth: near is bright
     assert np.load(out / "clip_000002_depth.npy").shape == (72, 120)
-    assert np.load(out / "sub" / "a_depth.npy").shape == (40, 50)
+    assert np.load(out / "folder" / "sub" / "a_depth.npy").shape == (40, 50)
 
 
-def test_every_video_frame_and_duplicate_names(small_checkpoint, tmp_path):
+def test_every_video_frame_and_folders_of_one_file_name_mirrored(small_checkpoint, tmp_path):
     video = write_video(tmp_path / "clip.avi", frames=3)
-    first = write_image(tmp_path / "x" / "same.png", (32, 32), seed=3)
-    second = write_image(tmp_path / "y" / "same.png", (32, 32), seed=4)
-    summary = predict_paths(small_checkpoint, [video, first, second], tmp_path / "out", batch_size=2, device="cpu", progress=False)
-    assert summary.names == ["clip_000000", "clip_000001", "clip_000002", "same", "same_2"]
+    write_image(tmp_path / "x" / "same.png", (32, 32), seed=3)
+    write_image(tmp_path / "y" / "same.png", (32, 32), seed=4)
+    summary = predict_paths(small_checkpoint, [video, tmp_path / "x", tmp_path / "y"], tmp_path / "out", batch_size=2,
+                            device="cpu", progress=False)
+    assert summary.names == ["clip_000000", "clip_000001", "clip_000002", "x/same", "y/same"]
     assert summary.failed == [] and summary.metric
-    a, b = (np.load(tmp_path / "out" / f"{name}_disp.npy") for name in ("same", "same_2"))
+    a, b = (np.load(tmp_path / "out" / folder / "same_disp.npy") for folder in ("x", "y"))
     assert not np.array_equal(a, b)  # the second image did not overwrite the first
+    listed = (tmp_path / "out" / ".mldanet-predictions.txt").read_text().splitlines()
+    assert "x/same_depth.png" in listed and "y/same_depth.png" in listed
+
+
+def test_two_inputs_of_one_name_are_refused_before_anything_is_written(small_checkpoint, tmp_path, capsys):
+    first = write_image(tmp_path / "a" / "x.jpg", (32, 32), seed=3)
+    second = write_image(tmp_path / "b" / "x.jpg", (32, 32), seed=4)
+    out = tmp_path / "out"
+    assert main(["predict", "--checkpoint", str(small_checkpoint), str(first), str(second), "--out", str(out), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert f"{first} and {second} would both write x_depth.*" in err and "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())
+    # two folders of one name collide the same way
+    write_image(tmp_path / "p" / "images" / "y.jpg", (32, 32), seed=5)
+    write_image(tmp_path / "q" / "images" / "y.jpg", (32, 32), seed=6)
+    assert main(["predict", "--checkpoint", str(small_checkpoint), str(tmp_path / "p" / "images"),
+                 str(tmp_path / "q" / "images"), "--out", str(out), "--device", "cpu"]) == 2
+    assert "would both write images/y_depth.*" in capsys.readouterr().err
 
 
 def test_monocular_checkpoint_gives_relative_depth(small_checkpoint, tmp_path, capsys):

@@ -26,9 +26,10 @@ principal point at the centre), with one warning per run. A frame that does not 
 The network runs at the checkpoint's training resolution (or ``--height/--width``); its output is
 resized bilinearly back to each input's native size, so the maps line up with the input pixels.
 ``NAME`` is the file's stem; for files found in a folder it keeps their sub-folder (relative to the
-folder given); video frames are ``<video stem>_<6-digit frame index>``. Names used twice in one
-run get a ``_2``, ``_3``... suffix. Unreadable inputs are listed and skipped; the exit code is 1
-when there was any.
+folder given), under the folder's own name when the run has several inputs, so that ``--out``
+mirrors them; video frames are ``<video stem>_<6-digit frame index>``. Two inputs that would write
+the same ``NAME`` are refused before anything is written, naming both (never a silent suffix).
+Unreadable inputs are listed and skipped; the exit code is 1 when there was any.
 
 Predictions never feed on themselves: every file written is listed in ``--out``'s
 :data:`MANIFEST` (kept across runs), and a folder walk skips the files any manifest under it
@@ -179,6 +180,7 @@ def collect_sources(
     what a folder walk leaves out to ``skipped``."""
     skipped = Skipped() if skipped is None else skipped
     sources = []
+    mirror = len(inputs) > 1  # each folder's outputs under its name: --out shows where they came from
     for entry in map(Path, inputs):
         if entry.is_dir():
             found = walk_folder(entry, right, skipped)
@@ -186,6 +188,8 @@ def collect_sources(
                 failed.append((str(entry), "folder holds no images or videos" + (f" (skipped: {skipped})" if str(skipped) else "")))
             for path in found:
                 name = path.relative_to(entry).with_suffix("").as_posix()
+                if mirror:
+                    name = f"{entry.resolve().name}/{name}"
                 sources.append(_Source(path, name, path.suffix.lower() in VIDEO_EXTENSIONS))
         elif entry.is_file():
             reason = not_a_photo(entry)
@@ -195,7 +199,20 @@ def collect_sources(
                 sources.append(_Source(entry, entry.stem, entry.suffix.lower() in VIDEO_EXTENSIONS))
         else:
             failed.append((str(entry), "not found"))
+    refuse_shared_names(sources)
     return sources
+
+
+def refuse_shared_names(sources: Sequence[_Source]) -> None:
+    """A ``ValueError`` naming both inputs when two would write the same outputs."""
+    first: dict[str, Path] = {}
+    for source in sources:
+        if source.name in first and first[source.name].resolve() != source.path.resolve():
+            raise ValueError(
+                f"{first[source.name]} and {source.path} would both write {source.name}_depth.*: "
+                "rename one, pass their folders (each gets its own sub-folder of --out), or predict them in separate runs"
+            )
+        first.setdefault(source.name, source.path)
 
 
 def record_outputs(out_dir: Path, names: Sequence[str], suffixes: Sequence[str] = OUTPUT_SUFFIXES) -> None:
@@ -277,15 +294,6 @@ def iter_frames(sources: Sequence[_Source], every: int, failed: list[tuple[str, 
             failed.append((str(source.path), str(error)))
 
 
-def _unique(name: str, used: set[str]) -> str:
-    candidate, k = name, 1
-    while candidate in used:
-        k += 1
-        candidate = f"{name}_{k}"
-    used.add(candidate)
-    return candidate
-
-
 def predict_paths(
     checkpoint: str | Path,
     inputs: Sequence[str | Path],
@@ -338,7 +346,6 @@ def predict_paths(
     factor = config.depth_scale
     sources = collect_sources(inputs, summary.failed, right, summary.skipped)
     total = sum(math.ceil(video_frame_count(s.path) / every) if s.video else 1 for s in sources)
-    used: set[str] = set()
 
     def write_cloud(name: str, stem: Path, depth: np.ndarray, rgb: np.ndarray) -> None:
         """``stem``.ply of an H×W depth map and its H×W×3 uint8 image, or the reason in ``no_cloud``."""
@@ -377,7 +384,7 @@ def predict_paths(
             net, tensors, batch_size=len(tensors), device=str(torch_device), post_process=post_process,
             progress=False, min_depth=config.model.min_depth, max_depth=config.model.max_depth,
         )
-        names = [_unique(name, used) for name, _ in batch]
+        names = [name for name, _ in batch]
         # Listed before they are written: a run stopped midway leaves no file a later walk would take for a photo.
         record_outputs(summary.out_dir, names, OUTPUT_SUFFIXES + ((POINT_CLOUD_SUFFIX,) if camera is not None else ()))
         for name, (_, rgb), disp in zip(names, batch, disps):
