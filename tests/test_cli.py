@@ -58,3 +58,14 @@ def test_unknown_command_prints_the_list(capsys):
         cli.main(["no-such-command"])
     assert exited.value.code == 2
     assert "invalid choice: 'no-such-command'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", list(cli.COMMANDS))
+def test_every_option_of_every_command_says_what_it_does(command):
+    import argparse
+
+    parser = cli.build_parser(command)
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    silent = [a.option_strings[0] if a.option_strings else a.dest for a in sub._actions
+              if not isinstance(a, argparse._HelpAction) and not (a.help or "").strip()]
+    assert silent == [], f"mldanet {command}: options without a help text: {silent}"
