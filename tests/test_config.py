@@ -163,3 +163,14 @@ def test_learning_rate_counts_and_image_extension_are_validated_by_key_and_flag(
     with pytest.raises(ValueError, match=message):
         apply_overrides(Config(), [override]).validate()
     Config().validate()  # the defaults pass
+
+
+def test_the_architecture_keys_are_declared_beside_their_fields():
+    from mldanet.config import ModelConfig, architecture_keys
+
+    assert architecture_keys() == (
+        "backbone", "variant", "decoder_attention", "attention_affinity", "structure_attention", "multi_level",
+        "decoder_norm", "scales",
+    )
+    # the others start the network or map its output; they do not change its layers
+    assert set(ModelConfig.__dataclass_fields__) - set(architecture_keys()) == {"weights_init", "init_depth", "min_depth", "max_depth"}

@@ -37,20 +37,33 @@ ImageExt = Literal[".jpg", ".png"]
 MODES: tuple[str, ...] = typing.get_args(Mode)
 
 
+def architecture(default: Any, **kwargs: Any) -> Any:
+    """A ``ModelConfig`` field that shapes the network: a checkpoint resumes only under the same value."""
+    return field(default=default, metadata={"architecture": True}, **kwargs)
+
+
 @dataclass
 class ModelConfig:
-    backbone: str = "resnet18"  # resnet18 | resnet50 | a registered backbone (models/encoder.py)
-    variant: Variant = "mlda"
-    decoder_attention: bool = True  # channel attention in the decoder (docs/METHOD.md §5, step 2)
-    attention_affinity: Affinity = "cosine"  # models/attention.py ChannelAttention
-    structure_attention: StructureAttentionForm = "residual"  # models/attention.py StructureAttention; none: SA off
-    multi_level: bool = True  # the image branch fused by global attention (docs/METHOD.md §1–§3); false: backbone features only
-    decoder_norm: DecoderNorm = "group"  # MLDA-Net's decoder blocks (models/decoder.py ConvBlock); baseline: none
-    scales: tuple[int, ...] = (0, 1, 2, 3)
+    """The depth network (models/depth_net.py ``DepthNet(model_config)``); fields made with
+    :func:`architecture` decide its layers, the others how it starts or maps its output."""
+
+    backbone: str = architecture("resnet18")  # resnet18 | resnet50 | a registered backbone (models/encoder.py)
+    variant: Variant = architecture("mlda")
+    decoder_attention: bool = architecture(True)  # channel attention in the decoder (docs/METHOD.md §5, step 2)
+    attention_affinity: Affinity = architecture("cosine")  # models/attention.py ChannelAttention
+    structure_attention: StructureAttentionForm = architecture("residual")  # models/attention.py StructureAttention; none: SA off
+    multi_level: bool = architecture(True)  # the image branch fused by global attention (docs/METHOD.md §1–§3); false: backbone features only
+    decoder_norm: DecoderNorm = architecture("group")  # MLDA-Net's decoder blocks (models/decoder.py ConvBlock); baseline: none
+    scales: tuple[int, ...] = architecture((0, 1, 2, 3))
     weights_init: str = "pretrained"  # pretrained | scratch | path to a torchvision state dict
     init_depth: float = 0.0  # > 0: a new run's disparity heads start at this depth (training units); 0: PyTorch's init
     min_depth: float = 0.1  # the sigmoid output maps to depths in [min_depth, max_depth] (training units)
     max_depth: float = 100.0
+
+
+def architecture_keys() -> tuple[str, ...]:
+    """The ``ModelConfig`` fields that shape the network (declared beside each field)."""
+    return tuple(f.name for f in dataclasses.fields(ModelConfig) if f.metadata.get("architecture"))
 
 
 @dataclass

@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from mldanet.evaluation.structure_probe import probe_structure_attention, structure_attention_off, structure_modules
-from mldanet.models.depth_net import DepthNet
+from mldanet.models import build_depth_net
 
 
 def residual_net(seed: int = 0) -> DepthNet:
     torch.manual_seed(seed)
-    return DepthNet("resnet18", "mlda", structure_attention="residual").eval()
+    return build_depth_net("resnet18", "mlda", structure_attention="residual").eval()
 
 
 def images() -> torch.Tensor:
@@ -21,7 +21,7 @@ def images() -> torch.Tensor:
 
 def test_sa_off_is_the_network_built_without_sa():
     net = residual_net()
-    without = DepthNet("resnet18", "mlda", structure_attention="none").eval()
+    without = build_depth_net("resnet18", "mlda", structure_attention="none").eval()
     missing, unexpected = without.load_state_dict(net.state_dict(), strict=False)
     assert not missing and all(".structure_attention." in k for k in unexpected) and unexpected
     with torch.no_grad(), structure_attention_off(net):
@@ -80,8 +80,8 @@ def test_gamma_zero_means_sa_changes_nothing_and_larger_gamma_changes_more():
 
 def test_replacing_forms_have_no_gamma_and_networks_without_sa_no_probe():
     torch.manual_seed(0)
-    guided = probe_structure_attention(DepthNet("resnet18", "mlda", structure_attention="guided"), images())
+    guided = probe_structure_attention(build_depth_net("resnet18", "mlda", structure_attention="guided"), images())
     assert all(level.gamma_mean is None for level in guided.levels)
     assert all(level.feature_change > 0 for level in guided.levels)
-    assert probe_structure_attention(DepthNet("resnet18", "baseline"), images()) is None
-    assert probe_structure_attention(DepthNet("resnet18", "mlda", structure_attention="none"), images()) is None
+    assert probe_structure_attention(build_depth_net("resnet18", "baseline"), images()) is None
+    assert probe_structure_attention(build_depth_net("resnet18", "mlda", structure_attention="none"), images()) is None

@@ -203,3 +203,19 @@ def test_ablation_switches_remove_exactly_their_parts():
         disps, gates = net.eval()(image, return_attention=True)
         assert sorted(disps) == [0, 1, 2, 3] and all(((d > 0) & (d < 1)).all() for d in disps.values())
         assert bool(gates) is (net is single)
+
+
+def test_the_network_is_built_from_its_config_and_options_are_config_fields():
+    from mldanet.config import ModelConfig
+    from mldanet.models import DepthNet, depth_net_from_config
+
+    model = ModelConfig(backbone="resnet18", variant="mlda", structure_attention="none", multi_level=False, scales=(0, 2))
+    net = DepthNet(model)
+    assert net.image_branch is None and net.decoder.structure_attention is None and net.scales == (0, 2)
+    torch.manual_seed(0)
+    a = depth_net_from_config(model)
+    torch.manual_seed(0)
+    b = build_depth_net("resnet18", "mlda", structure_attention="none", multi_level=False, scales=(0, 2))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    with pytest.raises(TypeError, match="structure_form"):
+        build_depth_net(structure_form="residual")  # not a ModelConfig field

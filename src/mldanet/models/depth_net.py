@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import typing
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from mldanet.config import Variant
+from mldanet.config import ModelConfig, Variant
 from mldanet.models.attention import GlobalAttention
 from mldanet.models.decoder import Decoder
 from mldanet.models.encoder import LEVEL_CHANNELS, BackboneBranch, ImageBranch
@@ -26,47 +25,39 @@ def normalise(image: Tensor) -> Tensor:
 class DepthNet(nn.Module):
     """B×3×H×W image in [0, 1] (H, W multiples of 32) → {scale s: B×1×H/2^s×W/2^s disparity in (0, 1)}.
 
-    ``variant="mlda"``: both MLFE branches fused by global attention per level, decoder with
-    channel attention (unless ``decoder_attention=False``) and structure attention of the form
+    ``model.variant="mlda"``: both MLFE branches fused by global attention per level, decoder with
+    channel attention (unless ``decoder_attention`` is false) and structure attention of the form
     ``structure_attention`` ("residual" | "guided" | "seed", see :class:`StructureAttention`; "none": off),
-    the image branch and its global attention unless ``multi_level=False``,
-    and decoder blocks normalised by ``decoder_norm`` ("group" | "none", see :class:`ConvBlock`).
+    the image branch and its global attention unless ``multi_level`` is false, and decoder blocks
+    normalised by ``decoder_norm`` ("group" | "none", see :class:`ConvBlock`).
     ``variant="baseline"``: image branch, GA, decoder CA, SA and norm all off, which is monodepth2's
     ResNet + U-Net (``decoder_attention`` and ``decoder_norm`` are then ignored).
+    ``pretrained``: ImageNet weights through torchvision; ``weights_path``: a local torchvision state
+    dict (wins over ``pretrained``).
     """
 
-    def __init__(
-        self,
-        backbone: str = "resnet18",
-        variant: str = "mlda",
-        pretrained: bool = False,
-        scales: Sequence[int] = (0, 1, 2, 3),
-        decoder_attention: bool = True,
-        attention_affinity: str = "cosine",
-        weights_path: str | Path | None = None,
-        structure_attention: str = "residual",
-        decoder_norm: str = "group",
-        multi_level: bool = True,
-    ) -> None:
+    def __init__(self, model: ModelConfig | None = None, pretrained: bool = False, weights_path: str | Path | None = None) -> None:
         super().__init__()
-        if variant not in VARIANTS:
-            raise ValueError(f"variant={variant!r} is not one of {', '.join(VARIANTS)}")
-        self.backbone = backbone
-        self.variant = variant
-        self.encoder = BackboneBranch(backbone, pretrained, weights_path)
-        mlda = variant == "mlda"
-        self.image_branch = ImageBranch() if mlda and multi_level else None
+        model = ModelConfig() if model is None else model
+        if model.variant not in VARIANTS:
+            raise ValueError(f"variant={model.variant!r} is not one of {', '.join(VARIANTS)}")
+        self.backbone = model.backbone
+        self.variant = model.variant
+        self.encoder = BackboneBranch(model.backbone, pretrained, weights_path)
+        mlda = model.variant == "mlda"
+        multi_level = mlda and model.multi_level
+        self.image_branch = ImageBranch() if multi_level else None
         self.global_attention = (
-            nn.ModuleList(GlobalAttention(c, attention_affinity) for c in LEVEL_CHANNELS) if mlda and multi_level else None
+            nn.ModuleList(GlobalAttention(c, model.attention_affinity) for c in LEVEL_CHANNELS) if multi_level else None
         )
         self.decoder = Decoder(
             LEVEL_CHANNELS,
-            scales=scales,
-            channel_attention=mlda and decoder_attention,
-            structure_attention=mlda and structure_attention != "none",
-            attention_affinity=attention_affinity,
-            structure_form=structure_attention,
-            norm=decoder_norm if mlda else "none",
+            scales=tuple(model.scales),
+            channel_attention=mlda and model.decoder_attention,
+            structure_attention=mlda and model.structure_attention != "none",
+            attention_affinity=model.attention_affinity,
+            structure_form=model.structure_attention,
+            norm=model.decoder_norm if mlda else "none",
         )
         self.scales = self.decoder.scales
 
