@@ -25,7 +25,7 @@ FORBIDDEN = {
     "mldanet.pointcloud": ("mldanet.data", "mldanet.config", "mldanet.models", "mldanet.losses", "mldanet.training",
                            "mldanet.evaluation", "mldanet.commands", "mldanet.cli", "mldanet.predict",
                            "mldanet.self_supervised", "mldanet.synth"),
-    "mldanet.config": ("mldanet.data.base", "mldanet.models", "mldanet.losses", "mldanet.training", "mldanet.evaluation",
+    "mldanet.config": ("mldanet.data", "mldanet.models", "mldanet.losses", "mldanet.training", "mldanet.evaluation",
                        "mldanet.commands"),
     "mldanet.models": ("mldanet.data.base", "mldanet.losses", "mldanet.training", "mldanet.evaluation",
                        "mldanet.commands", "mldanet.cli", "mldanet.self_supervised"),
@@ -35,9 +35,10 @@ FORBIDDEN = {
                          "mldanet.export"),
     "mldanet.evaluation": ("mldanet.training", "mldanet.commands", "mldanet.cli"),
     "mldanet.synth": ("mldanet.training", "mldanet.evaluation", "mldanet.commands", "mldanet.models", "torch"),
+    "mldanet.view": ("mldanet.training", "mldanet.commands", "mldanet.cli", "mldanet.demo", "mldanet.export"),
 }
 # torch-free modules: hint worker processes and the renderer import them
-TORCH_FREE = ("mldanet.sgm", "mldanet.data.depth_hints", "mldanet.data.kitti", "mldanet.data.units", "mldanet.synth")
+TORCH_FREE = ("mldanet.sgm", "mldanet.data.depth_hints", "mldanet.data.kitti", "mldanet.units", "mldanet.synth")
 
 
 def modules() -> dict[str, Path]:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import yaml
 
-from mldanet.data.units import metric_scale
+from mldanet.units import metric_scale
 from mldanet.paths import require_file
 from mldanet.types import STEREO, FrameId
 

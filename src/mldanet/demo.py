@@ -32,7 +32,7 @@ from mldanet.data.images import CAMERA_NUMBERS
 from mldanet.data.images import image_path as frame_path
 from mldanet.data.npy import load_npy
 from mldanet.data.splits import parse_split_line, read_split_lines
-from mldanet.data.units import metric_scale
+from mldanet.units import metric_scale
 from mldanet.data.kitti import BASELINE, hint_path
 from mldanet.data.depth_hints import compute_hints
 from mldanet.report import Flatness, measure_flatness, plot_figures, verdict, write_report

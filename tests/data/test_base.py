@@ -9,7 +9,7 @@ import pytest
 
 from mldanet.config import Config, DataConfig
 from mldanet.data.base import DATASETS, FrameDataset, build_dataset, dataset_class, dataset_names, register_dataset
-from mldanet.data.units import metric_scale
+from mldanet.units import metric_scale
 
 
 def test_builtin_datasets_are_registered():

@@ -33,7 +33,7 @@ from mldanet.data.ground_truth import resize_depth_nearest
 from mldanet.data.images import load_image, read_image_size, resize_image
 from mldanet.data.npy import load_npy, npy_header
 from mldanet.data.splits import read_lines_file
-from mldanet.data.units import TRAINING_BASELINE
+from mldanet.units import TRAINING_BASELINE
 from mldanet.paths import require_dir
 from mldanet.types import STEREO, FrameId, Sample
 

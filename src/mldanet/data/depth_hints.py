@@ -30,7 +30,7 @@ from mldanet.data.images import OTHER_SIDE, image_path, load_image, resize_image
 from mldanet.data.kitti import NORMALISED_FX, hint_path
 from mldanet.data.npy import npy_header
 from mldanet.data.splits import parse_split_line
-from mldanet.data.units import TRAINING_BASELINE
+from mldanet.units import TRAINING_BASELINE
 from mldanet.paths import require_dir, require_writable_dir, write_atomic
 from mldanet.sgm import BLOCK_SIZES, NUM_DISPARITIES, create_matcher, fused_sgm_depth
 

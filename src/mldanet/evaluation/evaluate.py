@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from mldanet.data.npy import load_npy
-from mldanet.data.units import metric_scale
+from mldanet.units import metric_scale
 from mldanet.evaluation.protocol import EvalResult, evaluate_disparities
 
 BENCHMARK_SPLIT = "eigen_benchmark"

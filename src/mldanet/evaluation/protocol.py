@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from mldanet.data.ground_truth import resize_depth_nearest
-from mldanet.data.units import metric_scale
+from mldanet.units import metric_scale
 from mldanet.data.kitti import BASELINE as KITTI_BASELINE
 from mldanet.evaluation.boundaries import depth_boundary_scores, is_dense, mean_boundary_scores
 from mldanet.evaluation.metrics import METRIC_NAMES, compute_depth_metrics

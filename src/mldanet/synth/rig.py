@@ -58,11 +58,6 @@ def right_camera_pose(left_pose: np.ndarray) -> np.ndarray:
     return left_pose @ offset
 
 
-def pose_yaw(pose: np.ndarray) -> float:
-    """The heading (radians) of a pose made by :func:`camera_pose`."""
-    return float(np.arctan2(pose[1, 2], pose[0, 2]))
-
-
 @dataclass(frozen=True)
 class Trajectory:
     """A smooth lane-following path: lateral offset ``lane + Σ a_k sin(2π x / λ_k + φ_k)``.
