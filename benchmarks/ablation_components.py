@@ -43,6 +43,7 @@ from results import machine_line, write_section  # noqa: E402
 from seed_stats import beyond_spread, seed_stats, stats_table  # noqa: E402
 
 from mldanet.config import apply_overrides  # noqa: E402
+from mldanet.evaluation.metrics import LOWER_IS_BETTER  # noqa: E402
 from mldanet.demo import DemoSettings, StageClock, demo_config, evaluate_on_test, load_demo_data, prepare_data  # noqa: E402
 from mldanet.folder_lock import FolderLock, FolderLocked  # noqa: E402
 
@@ -64,7 +65,6 @@ ROWS = {
 # The paper's claim first: baseline, full and SA off over every seed, then the other rows.
 FIRST = ("baseline", "full", "sa_off")
 COLUMNS = ("abs_rel", "a1", "dbe_acc", "dbe_comp", "edge_f1")
-LOWER_IS_BETTER = {"abs_rel", "dbe_acc", "dbe_comp"}
 
 
 def run_order(rows: list[str], seeds: list[int]) -> list[tuple[str, int]]:

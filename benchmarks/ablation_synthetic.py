@@ -30,7 +30,7 @@ from seed_stats import beyond_spread, seed_stats, stats_table  # noqa: E402
 
 from mldanet.config import apply_overrides  # noqa: E402
 from mldanet.demo import DemoSettings, StageClock, demo_config, evaluate_on_test, prepare_data  # noqa: E402
-from mldanet.report import METRIC_KEYS  # noqa: E402
+from mldanet.evaluation.metrics import LOWER_IS_BETTER, METRIC_NAMES  # noqa: E402
 
 ROWS = {
     "full": ("MLDA-Net + hints (full)", []),
@@ -38,7 +38,6 @@ ROWS = {
     "no_hints": ("no depth hints", ["loss.use_hints=false"]),
     "fixed": ("fixed loss weights", ["loss.weighting=fixed"]),
 }
-LOWER_IS_BETTER = {"abs_rel", "sq_rel", "rmse", "rmse_log"}
 
 def train_and_evaluate(data, settings: DemoSettings, overrides: list[str], seed: int, run_dir: Path) -> dict[str, float]:
     from mldanet.training.datasets import build_datasets
@@ -85,7 +84,7 @@ def main() -> None:
             done[str(seed)] = train_and_evaluate(data, settings, overrides, seed, run_dir)
             results_path.write_text(json.dumps(results, indent=2))
             print(f"{row}, seed {seed}: abs_rel {done[str(seed)]['abs_rel']:.4f} ({time.perf_counter() - tick:.0f} s)", flush=True)
-    stats = seed_stats({row: [results[row][str(s)] for s in args.seeds if str(s) in results.get(row, {})] for row in rows}, METRIC_KEYS)
+    stats = seed_stats({row: [results[row][str(s)] for s in args.seeds if str(s) in results.get(row, {})] for row in rows}, METRIC_NAMES)
     body = [
         f"Synthetic drive as in `mldanet demo` ({settings.drives - 1} training drives × {settings.frames} frames, "
         f"test on the held-out drive, stereo scaling), MS training at {args.width}×{args.height}, "
@@ -93,11 +92,11 @@ def main() -> None:
         f"{args.warmup} warm-up steps, "
         f"{args.weighting} loss weights in every row; training seeds {', '.join(map(str, args.seeds))}; mean ± std over seeds.",
         "",
-        *stats_table(stats, METRIC_KEYS),
+        *stats_table(stats, METRIC_NAMES),
         "",
         "Differences from the full method larger than the seed spread (|Δmean| > std_full + std_row):",
         "",
-        *beyond_spread(stats, full_row, METRIC_KEYS, LOWER_IS_BETTER),
+        *beyond_spread(stats, full_row, METRIC_NAMES, LOWER_IS_BETTER),
         "",
         f"Whole run: {time.perf_counter() - start:.0f} s.",
     ]

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results import write_section  # noqa: E402
 
 from mldanet.demo import run_demo  # noqa: E402
-from mldanet.report import METRIC_KEYS  # noqa: E402
+from mldanet.evaluation.metrics import METRIC_NAMES  # noqa: E402
 
 
 def check(value: float, limit: float, below: bool) -> str:
@@ -39,10 +39,10 @@ def main() -> None:
         *(f"| {name} | {seconds:.1f} | {100 * seconds / total:.0f} % |" for name, seconds in stages),
         f"| **whole run** | **{total:.0f}** ({'met' if total <= 600 else 'missed'}: ≤ 600) | |",
         "",
-        "| held-out drive | " + " | ".join(METRIC_KEYS) + " |",
-        "| --- |" + " ---: |" * len(METRIC_KEYS),
+        "| held-out drive | " + " | ".join(METRIC_NAMES) + " |",
+        "| --- |" + " ---: |" * len(METRIC_NAMES),
         *(
-            f"| {row} | " + " | ".join(f"{getattr(report, row)[k]:.3f}" for k in METRIC_KEYS) + " |"
+            f"| {row} | " + " | ".join(f"{getattr(report, row)[k]:.3f}" for k in METRIC_NAMES) + " |"
             for row in ("untrained", "prior", "trained")
         ),
         "",

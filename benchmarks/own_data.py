@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results import write_section  # noqa: E402
 
 from mldanet import cli  # noqa: E402
-from mldanet.report import METRIC_KEYS  # noqa: E402
+from mldanet.evaluation.metrics import METRIC_NAMES  # noqa: E402
 
 RECIPE = ["--height", "64", "--width", "192", "--batch-size", "4", "--lr", "5e-4", "--set", "optim.warmup_steps=20",
           "--weights-init", "scratch", "--loss-weighting", "uncertainty", "--set", "optim.schedule=cosine",
@@ -70,9 +70,9 @@ def main() -> None:
         f"the folder layout, {first['count']} held-out frames scored against their dense depth maps "
         f"({first['scaling']} scaling, no Eigen crop).",
         "",
-        "| run | train s | " + " | ".join(METRIC_KEYS) + " |",
-        "| --- | ---: |" + " ---: |" * len(METRIC_KEYS),
-        *(f"| {name} | {seconds:.0f} | " + " | ".join(f"{result['metrics'][k]:.3f}" for k in METRIC_KEYS) + " |"
+        "| run | train s | " + " | ".join(METRIC_NAMES) + " |",
+        "| --- | ---: |" + " ---: |" * len(METRIC_NAMES),
+        *(f"| {name} | {seconds:.0f} | " + " | ".join(f"{result['metrics'][k]:.3f}" for k in METRIC_NAMES) + " |"
           for name, (result, seconds) in rows.items()),
     ]
     # a run with forced kernels (ATEN_CPU_CAPABILITY=avx2 …) gets its own section beside the native one

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-METRIC_KEYS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
+from mldanet.evaluation.metrics import LOWER_IS_BETTER, METRIC_NAMES
+
 # Depth boundary errors on the rendered (dense) depth, pixels at the network's output size, and the edge F1.
 BOUNDARY_COLUMNS = {"dbe_acc": "ε_acc px", "dbe_comp": "ε_comp px", "edge_f1": "edge F1"}
-LOWER_IS_BETTER = {"abs_rel", "sq_rel", "rmse", "rmse_log", "dbe_acc", "dbe_comp"}
 ROWS = (
     ("untrained", "untrained network"),
     ("prior", "median-depth prior of the training drives"),
@@ -89,7 +89,7 @@ def verdict(report: Any) -> str:
     lose on abs_rel, which near points dominate, and still win on rmse and the a-thresholds).
     """
     trained, prior, untrained = report.trained, report.prior, report.untrained
-    keys = [key for key in METRIC_KEYS if key in trained and key in prior]
+    keys = [key for key in METRIC_NAMES if key in trained and key in prior]
     better = [key for key in keys if (trained[key] < prior[key] if key in LOWER_IS_BETTER else trained[key] > prior[key])]
     worse = [key for key in keys if key not in better]
     beats = trained["abs_rel"] < prior["abs_rel"]
@@ -339,7 +339,7 @@ BOUNDARY_NOTE = (
 def table_columns(report: Any) -> tuple[str, ...]:
     """The seven metrics, and the boundary columns when every row has them."""
     rows = [getattr(report, key) for key, _ in ROWS]
-    return METRIC_KEYS + tuple(k for k in BOUNDARY_COLUMNS if all(k in row for row in rows))
+    return METRIC_NAMES + tuple(k for k in BOUNDARY_COLUMNS if all(k in row for row in rows))
 
 
 def cell(row: dict[str, float], key: str) -> str:
@@ -378,7 +378,7 @@ def markdown_report(report: Any, figures: dict[str, Path], flatness: Flatness) -
         "MLDA-Net (ResNet-18, from scratch) trained self-supervised in MS mode with fused-SGM depth hints and",
         "uncertainty (learned) loss weighting on the synthetic drive, evaluated on the held-out drive with",
         "the KITTI Eigen protocol (crop, 1e-3..80 m, stereo scaling ×5.4: metric depth).",
-        *([BOUNDARY_NOTE] if len(columns) > len(METRIC_KEYS) else []),
+        *([BOUNDARY_NOTE] if len(columns) > len(METRIC_NAMES) else []),
         "",
         "## Pictures",
         "",
@@ -437,7 +437,7 @@ def html_report(report: Any, figures: dict[str, Path], flatness: Flatness) -> st
         + "</tr>"
         for key, label in ROWS
     )
-    boundary_note = f'<p class="note">{html.escape(BOUNDARY_NOTE)}</p>' if len(columns) > len(METRIC_KEYS) else ""
+    boundary_note = f'<p class="note">{html.escape(BOUNDARY_NOTE)}</p>' if len(columns) > len(METRIC_NAMES) else ""
     boundary_figure = (
         f'<h3>One boundary up close</h3><img src="{figures["boundary"].name}" alt="one boundary up close: prediction, '
         'ground truth and hint with their edges">' if "boundary" in figures else ""

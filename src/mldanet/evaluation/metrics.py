@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
+# The errors, of these and of the depth boundaries (evaluation/boundaries.py); the others are ratios
+# of pixels or edges to maximise.
+LOWER_IS_BETTER = frozenset({"abs_rel", "sq_rel", "rmse", "rmse_log", "dbe_acc", "dbe_comp"})
 
 
 def compute_depth_metrics(gt: np.ndarray, pred: np.ndarray) -> dict[str, np.float64]:
