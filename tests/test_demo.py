@@ -198,26 +198,27 @@ def test_demo_on_an_absent_gpu_or_a_bad_budget_is_one_line(tmp_path, capsys, mon
     assert not (tmp_path / "d").exists()
 
 
-def test_tiny_demo_fits_a_one_minute_budget(tmp_path, capsys):
+@pytest.mark.parametrize("minutes", [1, 0.05])  # 0.05: spent before training, only the timed steps run
+def test_tiny_demo_fits_a_budget(tmp_path, capsys, minutes):
     out = tmp_path / "demo"
-    assert main(["demo", "--tiny", "--minutes", "1", "--out", str(out)]) == 0
+    assert main(["demo", "--tiny", "--minutes", str(minutes), "--out", str(out)]) == 0
     console = capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
     budget = report["budget"]
     trained = budget.get("stopped_at", budget["steps"])  # a machine that slows down stops at the deadline
-    assert budget["minutes"] == 1 and report["settings"]["steps"] == trained >= 5
+    assert budget["minutes"] == minutes and report["settings"]["steps"] == trained >= 5
     # the fit: the 5 steps timed plus what the budget leaves at the measured step time (the report's
     # figures are rounded, so within a step)
-    left = 60 - budget["spent_s"] - budget["reserve_s"]
+    left = 60 * minutes - budget["spent_s"] - budget["reserve_s"]
     assert abs(budget["steps"] - max(5, 5 + left / budget["step_s"])) <= 1
-    assert f"{budget['steps']} steps fitted a 1-minute budget" in console
+    assert f"{budget['steps']} steps fitted a {minutes:g}-minute budget" in console
     assert f"train: MLDA-Net MS + hints, {budget['steps']} steps" in report["seconds"]
     # Training ends at the last step that leaves the reserve for the stages after it; only a step that
     # runs much slower than the timed ones (another job starting on the machine) can overrun.
     stages = list(report["seconds"].items())
     until_trained = sum(s for name, s in stages[: [n for n, _ in stages].index(f"train: MLDA-Net MS + hints, {budget['steps']} steps") + 1])
-    if budget["spent_s"] + budget["reserve_s"] < 60:
-        assert until_trained <= 60 - budget["reserve_s"] + 3 * budget["step_s"], report["seconds"]
+    if budget["spent_s"] + budget["reserve_s"] < 60 * minutes:
+        assert until_trained <= 60 * minutes - budget["reserve_s"] + 3 * budget["step_s"], report["seconds"]
     else:  # the budget was spent before training: only the timed steps ran
         assert trained == 5
     from mldanet.models.checkpoint import load_checkpoint
@@ -227,7 +228,7 @@ def test_tiny_demo_fits_a_one_minute_budget(tmp_path, capsys):
     assert report["device"].startswith("cpu (")
     run_line = f"Trained on {report['device']}: {trained} steps of batch 2 at 192×64"
     assert run_line in (out / "report.md").read_text() and run_line in (out / "report.html").read_text()
-    assert "`--minutes 1`" in (out / "report.md").read_text()
+    assert f"`--minutes {minutes:g}`" in (out / "report.md").read_text()
 
 
 def test_tiny_demo_end_to_end(tmp_path, capsys):

@@ -21,19 +21,12 @@ import numpy as np
 import torch
 
 from mldanet.config import Config, config_from_dict, load_preset
-from mldanet.data.ground_truth import (
-    benchmark_depth_path,
-    calib_dir,
-    generate_depth_map,
-    load_benchmark_depth,
-    velodyne_path,
-)
-from mldanet.data.images import CAMERA_NUMBERS
-from mldanet.data.images import image_path as frame_path
+from mldanet.data.base import FrameDataset
+from mldanet.data.ground_truth import benchmark_depth_path, load_benchmark_depth
 from mldanet.data.npy import load_npy
 from mldanet.data.splits import parse_split_line, read_split_lines
 from mldanet.units import metric_scale
-from mldanet.data.kitti import BASELINE, hint_path
+from mldanet.data.kitti import BASELINE
 from mldanet.data.depth_hints import compute_hints
 from mldanet.report import Flatness, measure_flatness, plot_figures, verdict, write_report
 
@@ -268,8 +261,8 @@ def load_demo_data(out: Path, settings: DemoSettings) -> DemoData:
     # the split prepare_data wrote (demo_split would write it again)
     train_lines, test_lines = (read_split_lines(DEMO_SPLIT, which, splits_dir) for which in ("train", "test"))
     grid_lines = spread_evenly(test_lines, settings.grid_frames)
-    gt_test = [depth_for_line(root, line) for line in test_lines]
-    prior_depth = median_depth_prior([depth_for_line(root, line) for line in train_lines if line.endswith(" l")])
+    gt_test = ground_truth(drive_frames(root, test_lines))
+    prior_depth = median_depth_prior(ground_truth(drive_frames(root, [line for line in train_lines if line.endswith(" l")])))
     dense_test = [dense_depth_for_line(root, line) for line in test_lines]
     return DemoData(root, splits_dir, out / "hints", test_lines, grid_lines, gt_test, prior_depth, dense_test)
 
@@ -285,16 +278,24 @@ def score_boundaries(pred_disps: list[np.ndarray], data: DemoData, stereo_factor
     return dict(result.boundary or {})
 
 
-def held_out_set(data: DemoData, recipe: Config):
-    """The held-out drive's test frames (target view only) at the size ``recipe`` trains at."""
+def drive_frames(root: Path, lines: list[str], hints_dir: Path | None = None, height: int = 64, width: int = 192) -> FrameDataset:
+    """The target frames of ``lines`` as training and evaluation read the drives (the KITTI dataset
+    class: images, ground truth, hints), at ``height``×``width``."""
     from mldanet.config import DataConfig
     from mldanet.data.base import build_dataset
 
-    test_data = DataConfig(
-        dataset="kitti", data_path=str(data.root), height=recipe.data.height, width=recipe.data.width,
-        img_ext=recipe.data.img_ext,
-    )
-    return build_dataset(test_data, data.test_lines, (0,), train=False, source=data.splits_dir / DEMO_SPLIT)
+    data = DataConfig(dataset="kitti", data_path=str(root), height=height, width=width, img_ext=".jpg")
+    return build_dataset(data, lines, (0,), train=False, source=root / "splits" / DEMO_SPLIT, hints_dir=hints_dir)
+
+
+def ground_truth(frames: FrameDataset) -> list[np.ndarray]:
+    """Each frame's Velodyne ground truth, projected into its camera (full image size)."""
+    return [frames.ground_truth(item) for item in frames.items]
+
+
+def held_out_set(data: DemoData, recipe: Config) -> FrameDataset:
+    """The held-out drive's test frames (target view only) at the size ``recipe`` trains at."""
+    return drive_frames(data.root, data.test_lines, height=recipe.data.height, width=recipe.data.width)
 
 
 def evaluate_on_test(net: torch.nn.Module, data: DemoData, recipe: Config) -> tuple[dict[str, float], np.ndarray]:
@@ -379,6 +380,8 @@ def run_demo(
         fit = BudgetFit(minutes, round(spent, 1), round(reserve, 1), round(step_s, 4),
                         fit_steps(60 * minutes, spent, reserve, step_s, trainer.state.step))
         trainer.set_total_steps(fit.steps)
+        if fit.steps == trainer.state.step:  # no time left to train on: the timed steps' checkpoint is the run's end
+            trainer.save()
         report.budget = asdict(fit)
         print(fit.sentence(), flush=True)
         # A machine that slows down (another job starts) must not overrun the budget: training ends
@@ -403,19 +406,20 @@ def run_demo(
         report.trained, trained_disps = evaluate_on_test(net, data, config)
         flatness = measure_flatness(list(trained_disps), data.gt_test)
     grid_lines = data.grid_lines
+    grid = drive_frames(data.root, grid_lines, data.hints_dir)
+    images = [grid.frame_path(item, 0) for item in grid.items]
     with clock.stage("predict: test frames"):
-        frames = [image_path(data.root, line) for line in grid_lines[: settings.predict_frames]]
-        predict_paths(checkpoint, frames, out / "predictions")
+        predict_paths(checkpoint, images[: settings.predict_frames], out / "predictions")
 
     with clock.stage("report: figures"):
         grid_index = [data.test_lines.index(line) for line in grid_lines]
         figures = plot_figures(
             out,
             history=trainer.state.history,
-            images=[image_path(data.root, line) for line in grid_lines],
+            images=images,
             pred_depths=[STEREO_FACTOR / np.maximum(trained_disps[i], 1e-6) for i in grid_index],
             gt_depths=[data.gt_test[i] for i in grid_index],
-            hints=[load_hint(data.hints_dir, line) for line in grid_lines],
+            hints=[load_npy(grid.hint_path(item), "depth hint") * STEREO_FACTOR for item in grid.items],
             dense_depths=[data.dense_test[i] for i in grid_index],
         )
     # Only small text files are written after this point (milliseconds), so the stages add up to the run.
@@ -452,25 +456,9 @@ def print_summary(report: DemoReport, flatness: Flatness, out: Path) -> None:
     print(f"\nreport: {out / 'report.html'}  ({report.seconds['total']:.0f} s)")
 
 
-def image_path(root: Path, line: str) -> Path:
-    """The JPEG frame of a split line."""
-    return frame_path(root, *parse_split_line(line), ".jpg")
-
-
-def depth_for_line(root: Path, line: str) -> np.ndarray:
-    """The Velodyne ground truth of a split line, projected into its camera (full image size)."""
-    folder, index, side = parse_split_line(line)
-    return generate_depth_map(calib_dir(root, folder), velodyne_path(root, folder, index), cam=CAMERA_NUMBERS[side])
-
-
 def dense_depth_for_line(root: Path, line: str) -> np.ndarray:
     """The rendered (dense) depth of a split line, metres, 0 for the sky (``proj_depth/groundtruth``)."""
     return load_benchmark_depth(benchmark_depth_path(root, *parse_split_line(line)))
-
-
-def load_hint(hints_dir: Path, line: str) -> np.ndarray:
-    """The saved depth hint of a split line, in metres (read without unpickling: see :func:`load_npy`)."""
-    return load_npy(hint_path(hints_dir, *parse_split_line(line)), "depth hint") * STEREO_FACTOR
 
 
 def median_depth_prior(depths: list[np.ndarray]) -> np.ndarray:
