@@ -69,3 +69,25 @@ def test_every_option_of_every_command_says_what_it_does(command):
     silent = [a.option_strings[0] if a.option_strings else a.dest for a in sub._actions
               if not isinstance(a, argparse._HelpAction) and not (a.help or "").strip()]
     assert silent == [], f"mldanet {command}: options without a help text: {silent}"
+
+
+def test_an_internal_error_says_it_is_a_bug_and_how_to_see_the_traceback(monkeypatch, capsys):
+    monkeypatch.delenv("MLDANET_DEBUG", raising=False)
+    code, err = run_raising(monkeypatch, capsys, KeyError("decoder.heads.0"))
+    assert code == 1
+    assert err.startswith("mldanet presets: internal error, a bug in mldanet: KeyError: 'decoder.heads.0'")
+    assert "--debug" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("how", ["flag", "environment"])
+def test_debug_shows_every_traceback(monkeypatch, how):
+    import mldanet.commands.presets as presets_command
+
+    def fails(args):
+        raise ValueError("a user mistake, seen with its traceback")
+
+    monkeypatch.setattr(presets_command, "run", fails)
+    if how == "environment":
+        monkeypatch.setenv("MLDANET_DEBUG", "1")
+    with pytest.raises(ValueError, match="seen with its traceback"):
+        cli.main(["--debug", "presets"] if how == "flag" else ["presets"])

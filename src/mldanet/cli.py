@@ -64,8 +64,18 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def debugging(argv: list[str]) -> bool:
+    """``--debug`` (anywhere before the command's own arguments end) or ``MLDANET_DEBUG=1``: tracebacks
+    for every error, user mistakes included."""
+    import os
+
+    return "--debug" in argv or os.environ.get("MLDANET_DEBUG", "") not in ("", "0")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = debugging(argv)
+    argv = [a for a in argv if a != "--debug"]
     command = next((a for a in argv if not a.startswith("-")), None)
     if command not in COMMANDS:
         parser = argparse.ArgumentParser(prog="mldanet", description="MLDA-Net self-supervised monocular depth")
@@ -75,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.parse_args(argv or ["--help"])
         return 2
     args = build_parser(command).parse_args(argv)
+    if debug:
+        return int(args._run(args) or 0)
     try:
         return int(args._run(args) or 0)
     except (UserError, ValueError, *USER_OS_ERRORS) as error:
@@ -88,4 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"mldanet {command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # noqa: BLE001 - anything else is ours, not the user's
+        print(
+            f"mldanet {command}: internal error, a bug in mldanet: {type(error).__name__}: {one_line(error)}\n"
+            f"  rerun with --debug (or MLDANET_DEBUG=1) for the traceback, and report it with the command line",
+            file=sys.stderr,
+        )
+        return 1
 
