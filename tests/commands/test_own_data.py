@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import shutil
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -37,7 +39,7 @@ def test_check_data_says_what_it_found(own_data, capsys):
     assert cli.main(["check-data", "--data-path", str(data), "--intrinsics", str(camera), "--mode", "MS",
                      "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert "2 sequences, 24 frames" in out and "12 right, 12 depth maps, 10 usable targets" in out
+    assert "2 sequences, 24 frames" in out and "12 right, 12 depth maps (" in out and "% of pixels valid), 10 usable targets" in out
     assert f"ready: mldanet train --dataset folder --data-path {data} --intrinsics {camera} --mode MS" in out
 
 
@@ -144,3 +146,74 @@ def test_stereo_training_with_folder_hints(own_data, tmp_path, caplog):
     assert "training without depth hints" not in caplog.text
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert any("loss/hints" in row for row in state["history"])
+
+
+def bad_ground_truth(data, copy, case: str) -> None:
+    """Issue 27's four cases, made in ``copy`` of the folder ``data``."""
+    shutil.copytree(data, copy)
+    for path in sorted(copy.glob("*/depth/*.npy")):
+        depth = np.load(path)
+        if case == "50x50":
+            np.save(path, cv2.resize(depth, (50, 50), interpolation=cv2.INTER_NEAREST))
+        elif case == "npy+png":
+            cv2.imwrite(str(path.with_suffix(".png")), (depth * 512).astype(np.uint16))
+        elif case == "8-bit png":
+            cv2.imwrite(str(path.with_suffix(".png")), np.clip(depth, 0, 255).astype(np.uint8))
+            path.unlink()
+        elif case == "millimetres":
+            np.save(path, np.round(depth * 1000).astype(np.int64))
+
+
+BAD_GROUND_TRUTH = {
+    "50x50": r"depth map .*drive_0001/depth/\d{10}.npy is 50×50 but its frame .*drive_0001/\d{10}.jpg is 192×64",
+    "npy+png": r"two depth maps for frame .*drive_0001/\d{10}.jpg: .*\d{10}.npy and .*\d{10}.png",
+    "8-bit png": r"depth map .*drive_0001/depth/\d{10}.png is an 8-bit PNG",
+    "millimetres": r"depth map .*drive_0001/depth/\d{10}.npy: its values are mostly beyond 80 m .*'depth_scale: 0.001'",
+}
+
+
+@pytest.fixture(scope="module")
+def trained_run(own_data, tmp_path_factory):
+    data, camera = own_data
+    run = tmp_path_factory.mktemp("good") / "run"
+    assert cli.main(["train", "--dataset", "folder", "--data-path", str(data), "--intrinsics", str(camera), "--mode", "M",
+                     "--max-steps", "1", "--out", str(run), *COMMON]) == 0
+    return run
+
+
+@pytest.mark.parametrize("case", sorted(BAD_GROUND_TRUTH))
+def test_bad_ground_truth_is_refused_by_check_data_train_and_evaluate(own_data, trained_run, tmp_path, capsys, case):
+    """Each of issue 27's cases gave a number (or failed at evaluate); now each command refuses it, naming the file."""
+    import re
+
+    data, camera = own_data
+    copy = tmp_path / "data"
+    bad_ground_truth(data, copy, case)
+    capsys.readouterr()
+    assert cli.main(["check-data", "--data-path", str(copy), "--intrinsics", str(camera), "--no-progress"]) == 2
+    out = capsys.readouterr().out
+    assert re.search(r"    problem: " + BAD_GROUND_TRUTH[case], out) and "ready" not in out
+    run = tmp_path / "run"
+    assert cli.main(["train", "--dataset", "folder", "--data-path", str(copy), "--intrinsics", str(camera), "--mode", "M",
+                     "--max-steps", "1", "--out", str(run), *COMMON]) == 2
+    captured = capsys.readouterr()
+    assert re.search(BAD_GROUND_TRUTH[case], captured.err) and "step 1" not in captured.out  # before the first step
+    assert not (run / "checkpoints").exists()
+    assert cli.main(["evaluate", "--checkpoint", str(trained_run), "--data-path", str(copy), "--num-workers", "0"]) == 2
+    assert re.search(BAD_GROUND_TRUTH[case], capsys.readouterr().err)
+
+
+def test_depth_scale_reads_millimetres_as_the_metres_they_are(own_data, trained_run, tmp_path, capsys):
+    data, camera = own_data
+    copy = tmp_path / "data"
+    bad_ground_truth(data, copy, "millimetres")
+    scaled = tmp_path / "cam.yaml"
+    scaled.write_text(camera.read_text() + "depth_scale: 0.001\n")
+    assert cli.main(["check-data", "--data-path", str(copy), "--intrinsics", str(scaled), "--no-progress"]) == 0
+    assert "ready" in capsys.readouterr().out
+    scores = []
+    for root, cam in ((data, camera), (copy, scaled)):
+        assert cli.main(["evaluate", "--checkpoint", str(trained_run), "--data-path", str(root), "--intrinsics", str(cam),
+                         "--num-workers", "0", "--json", str(tmp_path / "e.json")]) == 0
+        scores.append(json.loads((tmp_path / "e.json").read_text())["metrics"])
+    assert scores[1] == pytest.approx(scores[0], rel=1e-3)  # half a millimetre of rounding

@@ -13,12 +13,18 @@ import torch
 from mldanet.config import DataConfig
 from mldanet.data.base import MissingFilesError, build_dataset
 from mldanet.data.folder import (
+    SCORED_DEPTH,
     FolderDataset,
+    check_depth_size,
+    check_ground_truth,
+    depth_map_path,
     find_sequences,
     generate_split,
     read_camera_file,
     read_depth_map,
+    read_frame_depth,
     target_frames,
+    unit_hint,
 )
 from mldanet.data.ground_truth import calib_dir, generate_depth_map, velodyne_path
 from mldanet.data.kitti_raw import KittiRawDataset
@@ -148,6 +154,8 @@ def test_a_sequence_camera_file_wins_and_cropped_frames_are_refused(renders, tmp
         ("K: [[1, 0, 1], [0, 1, 1], [0, 0, 1]]\nimage_size: [320]\n", "image_size must be [width, height]"),
         ("K: [[1, 0, 1], [0, 1, 1], [0, 0, 1]]\nimage_size: [320, 96]\nbaseline: -2\n", "baseline must be a distance"),
         ("K: [[1, 0, 1], [0, 1, 1], [0, 0, 1]]\nimage_size: [320, 96]\nfocal: 3\n", "unknown key(s) focal"),
+        ("K: [[1, 0, 1], [0, 1, 1], [0, 0, 1]]\nimage_size: [320, 96]\ndepth_scale: 0\n", "depth_scale must be the metres"),
+        ("K: [[1, 0, 1], [0, 1, 1], [0, 0, 1]]\nimage_size: [320, 96]\ndepth_scale: mm\n", "depth_scale must be the metres"),
         ("K: [[a, 0, 1], [0, 1, 1], [0, 0, 1]]\nimage_size: [320, 96]\n", "K must be a 3×3 matrix of numbers"),
         ("[1, 2]\n", "must be a mapping"),
         ("K: [[1, 0\n", "not valid YAML or JSON"),
@@ -293,3 +301,131 @@ def test_frames_a_pixel_off_the_camera_size_are_taken_and_said_once(renders, tmp
     from mldanet.data.folder import read_camera_file
 
     assert read_camera_file(root / "camera.yaml").check_frame_size(root / "x.png", (193, 640)) is None
+
+
+# ---------------------------------------------------------------- ground truth as evaluation reads it
+VAL = ["drive_0001 0000000003.png", "drive_0002 0000000003.png"]
+
+
+def true_depth(renders, sequence: str = "drive_0001", stem: str = "0000000003") -> np.ndarray:
+    return np.load(renders["folder"] / sequence / "depth" / f"{stem}.npy")
+
+
+def test_depth_size_against_the_frame():
+    frame = (375, 1242)
+    assert check_depth_size((375, 1242), frame, Path("d.npy"), Path("f.png")) is None
+    for half in ((187, 621), (188, 621)):  # 187.5 rounded either way
+        assert check_depth_size(half, frame, Path("d.npy"), Path("f.png")) == pytest.approx(0.5)
+    assert check_depth_size((376, 1241), frame, Path("d.npy"), Path("f.png")) == pytest.approx(1241 / 1242)
+    for other in ((50, 50), (1242, 375), (375, 1000), (300, 1242)):  # square, transposed, cropped, stretched
+        with pytest.raises(ValueError, match=rf"depth map d.npy is {other[1]}×{other[0]} but its frame f.png is 1242×375"):
+            check_depth_size(other, frame, Path("d.npy"), Path("f.png"))
+
+
+def test_a_depth_map_of_another_aspect_ratio_is_refused_not_stretched(renders, tmp_path):
+    """Issue 27, case 1: 50×50 maps of 320×96 frames were stretched silently by validation and evaluate."""
+    root = folder_copy(renders, tmp_path)
+    path = root / "drive_0001" / "depth" / "0000000003.npy"
+    np.save(path, np.full((50, 50), 10.0, np.float32))
+    dataset = FolderDataset(root, VAL, 96, 320, (0,), load_gt=True)
+    message = rf"depth map {path} is 50×50 but its frame {root / 'drive_0001' / '0000000003.png'} is 320×96"
+    with pytest.raises(ValueError, match=message):
+        dataset.ground_truth(dataset.items[0])  # evaluate's read
+    with pytest.raises(ValueError, match=message):
+        dataset[0]  # validation's
+    np.save(root / "drive_0002" / "depth" / "0000000003.npy", np.full((320, 96), 10.0, np.float32))  # transposed
+    with pytest.raises(ValueError, match=message + r".* \(1 more of the 2 maps are refused; `mldanet check-data` lists"):
+        check_ground_truth(dataset)  # train's, before step 1
+
+
+def test_a_half_size_depth_map_is_the_frame_scaled(renders, tmp_path):
+    root = folder_copy(renders, tmp_path)
+    truth = true_depth(renders)
+    half = truth[::2, ::2]
+    np.save(root / "drive_0001" / "depth" / "0000000003.npy", half)
+    read = read_frame_depth(root, "drive_0001", "0000000003.png")
+    assert read.scale == 0.5 and np.array_equal(read.depth, half)
+    dataset = FolderDataset(root, VAL, 96, 320, (0,), load_gt=True, train=False)
+    notes = check_ground_truth(dataset)
+    assert len(notes) == 1 and "0000000003.npy are their frame's size × 0.5" in notes[0]
+    # validation resizes it (nearest) to the frames' size: each pixel of the half map covers 2×2
+    np.testing.assert_array_equal(dataset[0].depth_gt[0].numpy()[::2, ::2], half)
+
+
+def test_two_depth_files_for_one_frame_are_refused_naming_both(renders, tmp_path):
+    """Issue 27, case 2: with 3.npy and 3.png side by side the PNG was scored, silently."""
+    import cv2
+
+    root = folder_copy(renders, tmp_path)
+    folder = root / "drive_0001" / "depth"
+    cv2.imwrite(str(folder / "0000000003.png"), (true_depth(renders) * 512).astype(np.uint16))
+    both = rf"two depth maps for frame .*0000000003.png: {folder / '0000000003.npy'} and {folder / '0000000003.png'}"
+    with pytest.raises(ValueError, match=both):
+        depth_map_path(root, "drive_0001", "0000000003.png")
+    data = DataConfig(dataset="folder", data_path=str(root))
+    with pytest.raises(ValueError, match=both):
+        FolderDataset.lines_with_ground_truth(data, VAL)  # what train and evaluate pick their lines with
+    with pytest.raises(ValueError, match=both):
+        FolderDataset(root, VAL, 96, 320, (0,), load_gt=True, skip_missing=True)  # not a missing file: not skipped
+    (folder / "0000000003.npy").unlink()
+    assert depth_map_path(root, "drive_0001", "0000000003.png") == folder / "0000000003.png"
+    (folder / "0000000003.PNG").hardlink_to(folder / "0000000003.png")  # one file, as a case-insensitive disk shows it
+    assert depth_map_path(root, "drive_0001", "0000000003.png") == folder / "0000000003.png"
+    assert depth_map_path(root, "drive_0001", "0000000009.png") == folder / "0000000009.npy"  # none: the .npy path
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (np.full((96, 320), 40, np.uint8), "is an 8-bit PNG, not 16 bits"),
+        (np.full((96, 320, 3), 40 * 256, np.uint16), "has 3 channels, not one"),
+    ],
+)
+def test_png_depth_maps_must_be_single_channel_16_bit(tmp_path, image, message):
+    """Issue 27, case 3: refused where the map is read, which check-data and train now do first."""
+    import cv2
+
+    path = tmp_path / "d.png"
+    cv2.imwrite(str(path), image)
+    with pytest.raises(ValueError, match=rf"depth map {path} {message}.*: depth maps are single-channel uint16 PNGs"):
+        read_depth_map(path)
+
+
+def test_integer_millimetres_are_named_and_depth_scale_reads_them(renders, tmp_path):
+    """Issue 27, case 4: int64 millimetres; depth_scale: 0.001 in camera.yaml reads them as metres."""
+    root = folder_copy(renders, tmp_path)
+    truth = true_depth(renders)
+    path = root / "drive_0001" / "depth" / "0000000003.npy"
+    np.save(path, np.round(truth * 1000).astype(np.int64))
+    with pytest.raises(ValueError, match=rf"depth map {path}: its values are mostly beyond 80 m .*probably millimetres "
+                                         r"\(divide by 1000\).*'depth_scale: 0.001'"):
+        read_depth_map(path)
+    np.testing.assert_allclose(read_depth_map(path, 0.001), truth, atol=5e-4 + 1e-6)
+    camera = root / "camera.yaml"
+    camera.write_text(camera.read_text() + "depth_scale: 0.001\n")
+    assert read_camera_file(camera).depth_scale == 0.001
+    dataset = FolderDataset(root, VAL, 96, 320, (0,), load_gt=True, train=False)
+    np.testing.assert_allclose(dataset.ground_truth(dataset.items[0]), truth, atol=5e-4 + 1e-6)
+    assert check_ground_truth(dataset) == []
+    # whole metres in integers are read, with a warning naming the unit to try
+    np.save(path, np.round(truth).astype(np.int32))
+    note = read_frame_depth(root, "drive_0001", "0000000003.png").note
+    assert "hold integers (int32), read as whole metres" in note and "'depth_scale: 0.001' (or 0.01)" in note
+
+
+def test_unit_hint_names_the_divisor():
+    assert unit_hint(5000) == "probably millimetres (divide by 1000) or centimetres (divide by 100)"
+    assert unit_hint(30000) == "probably millimetres (divide by 1000)"
+    assert unit_hint(1e6) == "not metres (divide by the stored units per metre)"
+
+
+def test_check_ground_truth_refuses_maps_without_a_scored_pixel(renders, tmp_path):
+    root = folder_copy(renders, tmp_path)
+    for line in VAL:
+        sequence, frame = line.split()
+        np.save(root / sequence / "depth" / f"{frame[:-4]}.npy", np.zeros((96, 320), np.float32))
+    dataset = FolderDataset(root, VAL, 96, 320, (0,), load_gt=True, train=False)
+    with pytest.raises(ValueError, match=rf"none of the 2 depth maps of {root} to score has a pixel between 0.001 and 80 m"):
+        check_ground_truth(dataset)
+    assert check_ground_truth(FolderDataset(root, VAL, 96, 320, (0,))) == []  # without ground truth: nothing read
+    assert SCORED_DEPTH == (1e-3, 80.0)

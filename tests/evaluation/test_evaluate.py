@@ -16,7 +16,7 @@ import torch
 from mldanet.cli import main
 from mldanet.config import Config
 from mldanet.data.ground_truth import generate_depth_map
-from mldanet.evaluation.evaluate import evaluate_checkpoint
+from mldanet.evaluation.evaluate import check_pred_aspects, evaluate_checkpoint
 from mldanet.evaluation.protocol import evaluate_disparities
 from mldanet.geometry import disp_to_depth
 from mldanet.models import build_depth_net
@@ -151,6 +151,24 @@ def test_count_mismatch_is_refused_with_both_counts(tmp_path, capsys):
         f"mldanet evaluate: error: {disp_path} holds 2 disparities but {gt_path} holds 3 ground-truth depth maps: "
         "they must be the same frames in the same order"
     )
+
+
+def test_pred_disps_of_another_aspect_ratio_are_refused_not_stretched(tmp_path, capsys):
+    """Issue 27: a 50×50 disparity against 416×128 ground truth was resized to it and scored."""
+    gt = np.full((128, 416), 10.0, np.float32)
+    gt_path, disp_path = write_inputs(tmp_path, [gt, gt], [np.full((128, 416), 0.5, np.float32)] * 2)
+    np.save(disp_path, np.stack([np.full((50, 50), 0.5, np.float32)] * 2))
+    assert main(["evaluate", "--pred-disps", str(disp_path), "--gt", str(gt_path), "--scaling", "median"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"mldanet evaluate: error: {disp_path}: disparity [0] is 50×50 (width/height 1.000) but ground-truth map [0] of "
+        f"{gt_path} is 416×128 (3.250): resizing one to the other would stretch it by 69 % (more than 5 %): they are "
+        "not of the same frames, or one is transposed"
+    )
+    # KITTI's own case: a 640×192 prediction against 1242×375 ground truth differs by 0.7 %
+    check_pred_aspects([np.ones((192, 640))], [np.ones((375, 1242))], "d.npy", "gt.npz")
+    with pytest.raises(ValueError, match=r"d.npy: disparity \[1\] is 192×640 .* map \[1\] of gt.npz, line 2: 'b 1 l'"):
+        check_pred_aspects([np.ones((192, 640)), np.ones((640, 192))], [np.ones((375, 1242))] * 2, "d.npy", "gt.npz",
+                           ["a 0 l", "b 1 l"])
 
 
 def test_gt_of_another_split_is_refused_naming_both_files(checkpoints, kitti_sample, split_file, tmp_path, capsys):

@@ -175,3 +175,23 @@ def test_metrics_row_prints_like_papers():
     assert header.split(" & ") == [f"{name:>8}" for name in METRIC_NAMES]
     assert [v.strip() for v in values.rstrip(" \\").split(" & ")] == ["0.105", "0.816", "4.690", "0.190", "0.878", "0.959", "0.981"]
     assert len(header) == len(values.rstrip(" \\"))
+
+
+def test_ground_truth_in_millimetres_is_named_when_nothing_is_scored():
+    """Issue 27, case 4: the error said no pixel was valid, not why."""
+    gt = np.full((20, 60), 12000.0)  # 12 m in millimetres
+    with pytest.raises(ValueError, match=r"none of the 1 ground-truth maps has a valid pixel .*: their values are mostly "
+                                         r"beyond 80 \(median 12000\), probably millimetres \(divide by 1000\)"):
+        evaluate_disparities([np.ones((10, 30))], [gt], scaling="median", eigen_crop=False)
+    with pytest.raises(ValueError) as empty:
+        evaluate_disparities([np.ones((10, 30))], [np.zeros((20, 60))], scaling="median", eigen_crop=False)
+    assert "beyond" not in str(empty.value)
+
+
+def test_the_folder_reader_checks_the_range_the_protocol_scores():
+    import inspect
+
+    from mldanet.data.folder import SCORED_DEPTH
+
+    parameters = inspect.signature(evaluate_disparities).parameters
+    assert SCORED_DEPTH == (parameters["min_depth"].default, parameters["max_depth"].default)

@@ -1,7 +1,8 @@
 """``mldanet check-data``: what training will find in a folder of your own sequences, before it starts.
 
-Exit code 0 when the folder can be trained on (warnings included), 2 when something would stop
-training (each problem is named with its file).
+Exit code 0 when the folder can be trained on and its depth maps scored (warnings included), 2 when
+something would stop training or make ``evaluate`` fail or score wrongly (each problem is one line
+naming its file and the fix).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from mldanet.config import DeviceChoice, ImageExt
 from mldanet.evaluation.evaluate import (
     BENCHMARK_SPLIT,
     check_gt_lines,
+    check_pred_aspects,
     check_pred_disps_split,
     evaluate_checkpoint,
     load_pred_disps,
@@ -112,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
             )
         if args.split_file:
             check_pred_disps_split(args.split_file, gt, len(pred_disps), args.gt)
+        check_pred_aspects(pred_disps, gt_depths, args.pred_disps, args.gt, gt.lines)
         result = evaluate_disparities(pred_disps, gt_depths, scaling=args.scaling, eigen_crop=eigen_crop)
         source = {"pred_disps": str(args.pred_disps)}
     elif not kitti:

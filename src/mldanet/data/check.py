@@ -2,9 +2,13 @@
 
 Every sequence is read the way training will read it: its camera file, the size of every frame
 (headers only), its right images and depth maps when present, the neighbours each frame needs,
-and how much the picture changes between neighbours. Frames where it barely changes (a parked
-car, a traffic light) teach the network nothing — worse, with the camera still, a scene moving
-with it looks infinitely far — and are the commonest cause of a custom run that learns nothing;
+and how much the picture changes between neighbours. Every depth map is read by the function
+validation and ``evaluate`` read it with (:func:`mldanet.data.folder.read_frame_depth`): one file
+per frame, decoded, in metres, at its frame's size or that size scaled; the report gives each
+sequence's range of depths (1st and 99th percentile) and the fraction of pixels in the scored range.
+Frames where the picture barely changes (a parked car, a traffic light) teach the network
+nothing — worse, with the camera still, a scene moving with it looks infinitely far — and are
+the commonest cause of a custom run that learns nothing;
 monodepth2 drops them from KITTI's splits by hand. ``write_splits`` writes split files without them.
 """
 
@@ -21,11 +25,15 @@ from tqdm import tqdm
 from mldanet.data.folder import (
     DEPTH_FOLDER,
     RIGHT_FOLDER,
+    SCORED_DEPTH,
     SPLITS_FOLDER,
+    DepthMapError,
     camera_file_for,
+    depth_map_path,
     find_sequences,
     generate_split,
     read_camera_file,
+    read_frame_depth,
     target_frames,
 )
 from mldanet.data.images import read_image_size
@@ -38,6 +46,7 @@ from mldanet.types import STEREO, FrameId
 # walking pace through a street at 10 fps gives 5 and more.
 STATIC_THRESHOLD = 2.0
 STATIC_SIZE = (96, 32)  # the frames are compared at this (width, height): noise averages out, speed matters
+DEPTH_SAMPLES = 4096  # valid depths kept per map for a sequence's percentiles (memory stays small)
 
 
 @dataclass
@@ -50,6 +59,8 @@ class SequenceReport:
     camera: Path | None = None
     right: int = 0
     depth: int = 0
+    depth_range: tuple[float, float] | None = None  # 1st and 99th percentile of the valid depths, metres
+    depth_valid: float | None = None  # fraction of the depth maps' pixels in the scored range
     targets: int = 0
     static: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -78,7 +89,10 @@ class DataReport:
             if s.right:
                 parts.append(f"{s.right} right")
             if s.depth:
-                parts.append(f"{s.depth} depth maps")
+                parts.append(f"{s.depth} depth maps" + (
+                    f" ({s.depth_range[0]:.3g}-{s.depth_range[1]:.3g} m from 1st to 99th percentile, "
+                    f"{100 * s.depth_valid:.0f} % of pixels valid)" if s.depth_range else ""
+                ))
             parts.append(f"{s.targets} usable targets")
             if s.static:
                 parts.append(f"{len(s.static)} static ({100 * len(s.static) / max(s.targets, 1):.0f} %)")
@@ -145,10 +159,8 @@ def check_sequence(
         report.problems.append(f"no right images ({right}): modes S and MS need the stereo partner; train with --mode M")
     if stereo and camera is not None and not camera.baseline > 0:
         report.problems.append(f"{camera.path} gives no baseline, which modes S and MS need")
-    depth = folder / DEPTH_FOLDER
-    if depth.is_dir():
-        stems = {Path(f).stem for f in frames}
-        report.depth = sum(1 for f in depth.iterdir() if f.suffix in (".npy", ".png") and f.stem in stems)
+    if (folder / DEPTH_FOLDER).is_dir():
+        check_depth_maps(report, root, frames, camera.depth_scale if camera is not None else None)
     temporal = [int(f) * frame_step for f in frame_ids if f != STEREO and f != 0]
     targets = target_frames(name, frames, root, frame_ids, frame_step)
     report.targets = len(targets)
@@ -185,6 +197,59 @@ def check_sequence(
                 + (" (a larger --frame-step compares frames further apart)" if frame_step == 1 else "")
             )
     return report
+
+
+def check_depth_maps(report: SequenceReport, root: Path, frames: list[str], depth_scale: float | None) -> None:
+    """Read every depth map of the sequence as evaluation will (:func:`read_frame_depth`) into ``report``:
+    the count, the range and valid fraction, a problem per kind of refusal (the first map named, the
+    rest counted) and the warnings, each once."""
+    refused: dict[str, tuple[str, int]] = {}  # kind -> (first message, count)
+    notes: dict[str, str] = {}
+    samples, valid, pixels, empty = [], 0, 0, []
+    for frame in frames:
+        try:
+            path = depth_map_path(root, report.name, frame)
+            if not path.is_file():
+                continue
+            report.depth += 1
+            read = read_frame_depth(root, report.name, frame, depth_scale)
+        except (OSError, ValueError) as error:
+            kind = error.kind if isinstance(error, DepthMapError) else "format"
+            report.depth += kind == "files"  # the frame has depth maps, two
+            first, count = refused.get(kind, (str(error), 0))
+            refused[kind] = (first, count + 1)
+            continue
+        scored = read.depth[(read.depth > SCORED_DEPTH[0]) & (read.depth < SCORED_DEPTH[1])]
+        valid, pixels = valid + scored.size, pixels + read.depth.size
+        if not scored.size:
+            empty.append(read.path)
+        samples.append(scored[:: max(1, scored.size // DEPTH_SAMPLES)])
+        if read.note:
+            notes.setdefault("units", read.note)
+        if read.scale is not None:
+            height, width = read.depth.shape
+            notes.setdefault(
+                "scale", f"depth maps such as {read.path} ({width}×{height}) are their frame's size × {read.scale:.3g}: "
+                "scored as the frame's picture scaled (fine if they are)",
+            )
+    for first, count in refused.values():
+        report.problems.append(first + (f" ({count - 1} more depth maps of {report.name} alike)" if count > 1 else ""))
+    if pixels:
+        report.depth_valid = valid / pixels
+    if valid:
+        report.depth_range = tuple(float(v) for v in np.percentile(np.concatenate(samples), [1, 99]))
+    elif pixels and not refused:
+        report.problems.append(
+            f"none of its {len(empty)} depth maps (such as {empty[0]}) has a pixel between {SCORED_DEPTH[0]:g} and "
+            f"{SCORED_DEPTH[1]:g} m: nothing to score; 0 marks an unknown depth, the rest must be metres "
+            "(or set depth_scale in camera.yaml)"
+        )
+    if valid and empty:
+        report.warnings.append(
+            f"{len(empty)} depth maps have no pixel between {SCORED_DEPTH[0]:g} and {SCORED_DEPTH[1]:g} m (first: "
+            f"{empty[0]}): evaluation skips them"
+        )
+    report.warnings.extend(notes.values())
 
 
 def check_folder(

@@ -6,8 +6,10 @@ Layout (only the frames and one camera file are required)::
     DIR/<sequence>/*.jpg|*.jpeg|*.png    frames; sorting the names gives the time order
     DIR/<sequence>/camera.yaml           optional: this sequence's camera, instead of the shared one
     DIR/<sequence>/right/<same names>    optional: the right camera of a stereo rig (modes S, MS)
-    DIR/<sequence>/depth/<stem>.npy      optional ground truth: float depth in metres (0 = unknown),
-                         or <stem>.png   or uint16 PNG of metres × 256 (KITTI's depth format)
+    DIR/<sequence>/depth/<stem>.npy      optional ground truth: depth in metres (0, NaN, inf = unknown),
+                         or <stem>.png   or a single-channel uint16 PNG of metres × 256 (KITTI's depth
+                                         format); one file per frame, at the frame's size or the frame's
+                                         size scaled (the same aspect ratio: see check_depth_size)
     DIR/splits/{train,val,test}_files.txt  optional; made from the frames when absent
 
 A sequence is any folder under DIR (at any depth) that holds frames; ``right``, ``depth`` and
@@ -21,6 +23,12 @@ The camera file (YAML or JSON) gives the 3×3 matrix in pixels and the image siz
     K: [[721.5, 0, 609.6], [0, 721.5, 172.9], [0, 0, 1]]
     image_size: [1242, 375]      # width, height
     baseline: 0.54               # metres to the right camera (modes S, MS)
+    depth_scale: 0.001           # optional: metres per stored unit of the depth/ maps (here millimetres);
+                                 # default 1 for .npy (metres), 1/256 for .png (KITTI's)
+
+Every depth map is read by :func:`read_frame_depth`, the one reader of ``check-data``, ``train``'s
+validation and ``evaluate``: a map whose values are mostly beyond the scored range (80 m), as
+integer millimetres are, is refused with the ``depth_scale`` that would fix it.
 
 Frames of another size than ``image_size`` are fine when they are the same picture resized (the
 aspect ratio within 1 %); a cropped picture needs its own K.
@@ -54,6 +62,10 @@ DEPTH_FOLDER = "depth"
 SPLITS_FOLDER = "splits"
 RESERVED = (RIGHT_FOLDER, DEPTH_FOLDER)
 ASPECT_TOLERANCE = 0.01  # frames may be K's image resized, not cropped
+DEPTH_SUFFIXES = (".npy", ".png")
+# evaluation.protocol's scored range (min_depth < gt < max_depth); data may not import evaluation,
+# a test checks that the two agree
+SCORED_DEPTH = (1e-3, 80.0)
 
 logger = logging.getLogger(__name__)
 
@@ -61,12 +73,14 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Camera:
     """A pinhole camera: 4×4 normalised K (row 0 ÷ width, row 1 ÷ height), the size K is for, the
-    stereo baseline in metres (0: none) and the file it came from."""
+    stereo baseline in metres (0: none), the file it came from and the metres per stored unit of
+    its sequences' depth maps (None: the format's own, see :func:`read_depth_map`)."""
 
     normalised_K: np.ndarray
     image_size: tuple[int, int]  # (width, height)
     baseline: float
     path: Path
+    depth_scale: float | None = None
 
     def check_frame_size(self, frame: Path, size: tuple[int, int]) -> str | None:
         """Refuse a frame of (height, width) ``size`` that is not the camera's picture resized; for one
@@ -94,9 +108,11 @@ def read_camera_file(path: str | Path) -> Camera:
     path, data = read_yaml_file(path, "camera file", "YAML or JSON")
     if not isinstance(data, dict):
         raise ValueError(f"camera file {path} must be a mapping with K and image_size, not {type(data).__name__}")
-    unknown = sorted(set(data) - {"K", "image_size", "baseline"})
+    unknown = sorted(set(data) - {"K", "image_size", "baseline", "depth_scale"})
     if unknown:
-        raise ValueError(f"camera file {path}: unknown key(s) {', '.join(map(str, unknown))} (known: K, image_size, baseline)")
+        raise ValueError(
+            f"camera file {path}: unknown key(s) {', '.join(map(str, unknown))} (known: K, image_size, baseline, depth_scale)"
+        )
     for key in ("K", "image_size"):
         if key not in data:
             raise ValueError(f"camera file {path} has no {key}")
@@ -121,11 +137,20 @@ def read_camera_file(path: str | Path) -> Camera:
     baseline = data.get("baseline", 0.0)
     if isinstance(baseline, bool) or not isinstance(baseline, (int, float)) or not (math.isfinite(baseline) and baseline >= 0):
         raise ValueError(f"camera file {path}: baseline must be a distance in metres (> 0), got {baseline!r}")
+    depth_scale = data.get("depth_scale")
+    if depth_scale is not None and (
+        isinstance(depth_scale, bool) or not isinstance(depth_scale, (int, float))
+        or not (math.isfinite(depth_scale) and depth_scale > 0)
+    ):
+        raise ValueError(
+            f"camera file {path}: depth_scale must be the metres per stored unit of the depth maps (> 0, e.g. 0.001 "
+            f"for millimetres), got {depth_scale!r}"
+        )
     width, height = size
     normalised = np.eye(4)
     normalised[0, :3] = k[0] / width
     normalised[1, :3] = k[1] / height
-    return Camera(normalised, (width, height), float(baseline), path)
+    return Camera(normalised, (width, height), float(baseline), path, None if depth_scale is None else float(depth_scale))
 
 
 def is_frame(name: str) -> bool:
@@ -190,11 +215,92 @@ def generate_split(
     return lines
 
 
+class DepthMapError(ValueError):
+    """A depth map that scoring would read wrongly; ``kind`` ("files", "format", "size", "units")
+    lets ``check-data`` say a problem shared by many maps once."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
 def depth_map_path(root: Path, sequence: str, frame: str) -> Path:
-    """The depth map of a frame: ``<sequence>/depth/<stem>.png`` when it exists, else ``<stem>.npy``."""
+    """The depth map of a frame: ``<sequence>/depth/<stem>.npy`` or ``<stem>.png`` (the ``.npy`` path
+    when neither exists). Two files for one frame are refused, naming both: which is the truth is
+    the user's to say, and a silent pick scores against the other one."""
     folder, stem = root / sequence / DEPTH_FOLDER, Path(frame).stem
-    png = folder / f"{stem}.png"
-    return png if png.is_file() else folder / f"{stem}.npy"
+    suffixes = [*DEPTH_SUFFIXES, *(suffix.upper() for suffix in DEPTH_SUFFIXES)]
+    found: list[Path] = []
+    for path in (folder / f"{stem}{suffix}" for suffix in suffixes):
+        # on a case-insensitive disk (macOS, Windows) 3.npy and 3.NPY are one file
+        if path.is_file() and not any(os.path.samefile(path, other) for other in found):
+            found.append(path)
+    if len(found) > 1:
+        raise DepthMapError(
+            "files",
+            f"two depth maps for frame {root / sequence / frame}: {found[0]} and {found[1]}: keep the true one "
+            f"and move the other out of {folder}",
+        )
+    return found[0] if found else folder / f"{stem}.npy"
+
+
+def unit_hint(median: float) -> str:
+    """What depth values of this median, mostly beyond the scored range when read as metres,
+    probably are, and the number to divide them by."""
+    if median / 100 <= SCORED_DEPTH[1]:
+        return "probably millimetres (divide by 1000) or centimetres (divide by 100)"
+    if median / 1000 <= SCORED_DEPTH[1]:
+        return "probably millimetres (divide by 1000)"
+    return "not metres (divide by the stored units per metre)"
+
+
+def check_depth_size(shape: tuple[int, ...], frame_size: tuple[int, int], path: Path, frame: Path) -> float | None:
+    """A depth map of (height, width) ``shape`` against its frame's ``frame_size`` (height, width).
+
+    None at the frame's size; the factor when it is the frame's size scaled by one factor (each
+    side within one pixel of the frame's side × the factor: a half-size map of 1242×375 is 621×187
+    or 621×188). Any other size, another aspect ratio, is refused naming both sizes: a resized
+    export, another camera's map or a transposed array, which stretched would score the wrong pixels.
+    """
+    (height, width), (frame_height, frame_width) = shape[:2], frame_size
+    if (height, width) == (frame_height, frame_width):
+        return None
+    low = max((width - 1) / frame_width, (height - 1) / frame_height)
+    high = min((width + 1) / frame_width, (height + 1) / frame_height)
+    if height > 0 and width > 0 and low <= high:
+        return width / frame_width
+    raise DepthMapError(
+        "size",
+        f"depth map {path} is {width}×{height} but its frame {frame} is {frame_width}×{frame_height} (width/height "
+        f"{width / max(height, 1):.3f} against {frame_width / frame_height:.3f}): not the frame's picture scaled "
+        f"(a resized export, another camera's map, a transposed array?): write it at {frame_width}×{frame_height}",
+    )
+
+
+@dataclass(frozen=True)
+class FrameDepth:
+    """One frame's ground truth as :func:`read_frame_depth` reads it.
+
+    depth: h×w float32 metres, 0 where unknown; path: its file; scale: the map is its frame's size
+    × this (None: the frame's size); note: a warning about its unit (integers read as metres).
+    """
+
+    depth: np.ndarray
+    path: Path
+    scale: float | None = None
+    note: str | None = None
+
+
+def read_frame_depth(root: Path, sequence: str, frame: str, depth_scale: float | None = None) -> FrameDepth:
+    """The ground truth of frame ``<sequence>/<frame>`` as ``evaluate``, validation, ``train``'s check
+    and ``check-data`` read it: the one file (:func:`depth_map_path`), decoded and in metres
+    (:func:`read_depth_map`, ``depth_scale`` from the camera file), at its frame's size or that size
+    scaled (:func:`check_depth_size`; only the frame's header is read). Every refusal names the file."""
+    path = depth_map_path(root, sequence, frame)
+    depth, note = _read_depth(path, depth_scale)
+    image = root / sequence / frame
+    scale = check_depth_size(depth.shape, read_image_size(image), path, image)
+    return FrameDepth(depth, path, scale, note)
 
 
 def folder_hint_path(hints_dir: str | Path, sequence: str, frame: str) -> Path:
@@ -331,23 +437,106 @@ class FolderDataset(FrameDataset):
         return [depth_map_path(self.root, item[0], self.frame_name(item))]
 
     def ground_truth(self, item: Item) -> np.ndarray:
-        return read_depth_map(depth_map_path(self.root, item[0], self.frame_name(item)))
+        return read_frame_depth(self.root, item[0], self.frame_name(item), self.camera(item[0]).depth_scale).depth
 
 
-def read_depth_map(path: Path) -> np.ndarray:
-    """h×w float32 metres from a ``.npy`` (float, metres) or a uint16 ``.png`` (metres × 256); 0 where unknown."""
-    if path.suffix == ".png":
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if image is None:
+def read_depth_map(path: Path, depth_scale: float | None = None) -> np.ndarray:
+    """h×w float32 metres from a depth file, 0 where unknown (0, NaN, ±inf): stored value ×
+    ``depth_scale`` (metres per stored unit; None: 1 for a ``.npy`` of metres, 1/256 for a
+    single-channel uint16 ``.png``, KITTI's format). A map whose values are mostly beyond the
+    scored range (80 m) is refused with the unit it probably is and the ``depth_scale`` that reads it."""
+    return _read_depth(path, depth_scale)[0]
+
+
+def _read_depth(path: Path, depth_scale: float | None) -> tuple[np.ndarray, str | None]:
+    """:func:`read_depth_map`, and a warning when integers are read as metres (None otherwise)."""
+    if path.suffix.lower() == ".png":
+        stored = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if stored is None:
             if not path.is_file():
                 raise FileNotFoundError(f"depth map not found: {path}")
-            raise ValueError(f"cannot decode depth map {path} (corrupt or not a PNG)")
-        if image.dtype != np.uint16 or image.ndim != 2:
-            raise ValueError(f"depth map {path} is not a single-channel uint16 PNG (metres × 256)")
-        return image.astype(np.float32) / 256.0
-    depth = load_npy(path, "depth map")
-    if depth.ndim != 2 or not np.issubdtype(depth.dtype, np.number):
-        raise ValueError(f"depth map {path} is not an H×W array of numbers (shape {depth.shape}, {depth.dtype})")
-    depth = depth.astype(np.float32)
+            raise DepthMapError("format", f"cannot decode depth map {path} (corrupt or not a PNG): write it again")
+        fix = "depth maps are single-channel uint16 PNGs of metres × 256 (KITTI's format) or .npy arrays of metres"
+        if stored.ndim != 2:
+            raise DepthMapError(
+                "format", f"depth map {path} has {stored.shape[2]} channels, not one (a colour picture of depth?): {fix}"
+            )
+        if stored.dtype != np.uint16:
+            raise DepthMapError(
+                "format",
+                f"depth map {path} is {'an 8-bit' if stored.dtype == np.uint8 else f'a {stored.dtype}'} PNG, not 16 bits: {fix}",
+            )
+        default, integer = 1 / 256, False
+    else:
+        stored = load_npy(path, "depth map")
+        if stored.ndim != 2 or not (np.issubdtype(stored.dtype, np.integer) or np.issubdtype(stored.dtype, np.floating)):
+            raise DepthMapError(
+                "format",
+                f"depth map {path} is not an H×W array of numbers (shape {stored.shape}, {stored.dtype}): save one "
+                "H×W float array of metres per frame",
+            )
+        default, integer = 1.0, bool(np.issubdtype(stored.dtype, np.integer))
+    scale = default if depth_scale is None else depth_scale
+    depth = stored.astype(np.float64) * scale if scale != 1 else stored.astype(np.float64)
     depth[~np.isfinite(depth)] = 0.0
-    return depth
+    depth = depth.astype(np.float32)
+    known = depth > 0
+    if not known.any():
+        return depth, None
+    stored_median = float(np.median(stored[known]))
+    median = stored_median * scale
+    if median > SCORED_DEPTH[1]:
+        given = f" with depth_scale {depth_scale:g}" if depth_scale is not None else ""
+        raise DepthMapError(
+            "units",
+            f"depth map {path}: its values are mostly beyond {SCORED_DEPTH[1]:g} m (median {median:g} m as read{given}), "
+            f"{unit_hint(stored_median)}: give the metres per stored unit in camera.yaml, "
+            f"'depth_scale: 0.001' for millimetres (0.01: centimetres), or write the maps in metres",
+        )
+    note = None
+    if integer and depth_scale is None:
+        note = (
+            f"depth maps such as {path} hold integers ({stored.dtype}), read as whole metres: if they are "
+            "millimetres (divide by 1000) or centimetres (by 100), add 'depth_scale: 0.001' (or 0.01) to camera.yaml"
+        )
+    return depth, note
+
+
+def check_ground_truth(dataset: FrameDataset) -> list[str]:
+    """Read every ground-truth map a folder dataset with ``load_gt`` will be scored on, as
+    validation will (:func:`read_frame_depth`), before training spends an epoch reaching it.
+
+    Returns the warnings, each said once (maps at a scaled size, integer maps read as metres);
+    raises ValueError with the first refused map and how many more there are, or when no map has
+    a pixel in the scored range. Other layouts: nothing (KITTI's scans are projected per frame).
+    """
+    if not isinstance(dataset, FolderDataset) or not dataset.load_gt:
+        return []
+    items = list(dict.fromkeys(dataset.items))
+    refused: list[str] = []
+    notes: dict[str, str] = {}
+    valid = 0
+    for item in items:
+        sequence, name = item[0], dataset.frame_name(item)
+        try:
+            read = read_frame_depth(dataset.root, sequence, name, dataset.camera(sequence).depth_scale)
+        except (OSError, ValueError) as error:
+            refused.append(str(error))
+            continue
+        valid += int(np.count_nonzero((read.depth > SCORED_DEPTH[0]) & (read.depth < SCORED_DEPTH[1])))
+        if read.note:
+            notes.setdefault("units", read.note)
+        if read.scale is not None:
+            notes.setdefault(
+                "scale", f"depth maps such as {read.path} are their frame's size × {read.scale:.3g}: scored as the frame's "
+                "picture scaled",
+            )
+    if refused:
+        more = f" ({len(refused) - 1} more of the {len(items)} maps are refused; `mldanet check-data` lists them)"
+        raise ValueError(refused[0] + (more if len(refused) > 1 else ""))
+    if not valid:
+        raise ValueError(
+            f"none of the {len(items)} depth maps of {dataset.root} to score has a pixel between {SCORED_DEPTH[0]:g} and "
+            f"{SCORED_DEPTH[1]:g} m: there is nothing to score (all zero or unknown?)"
+        )
+    return list(notes.values())

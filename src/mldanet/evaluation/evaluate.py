@@ -15,6 +15,10 @@ scores uncropped) or with ``--no-eigen-crop``.
 
 Ground truth given with ``--gt`` must be of the split's frames: a file from ``mldanet export-gt``
 stores the split lines and is refused when they differ; every map must have its image's size.
+With ``--pred-disps``, each disparity must have its map's aspect ratio within 5 %
+(:func:`check_pred_aspects`): it is resized to the map, and a larger stretch means other frames.
+A folder dataset's own depth maps are read as validation reads them
+(:func:`mldanet.data.folder.read_frame_depth`): one file per frame, at its frame's aspect ratio.
 Paths are checked (``--json`` writable included) before anything is loaded.
 """
 
@@ -33,6 +37,9 @@ from mldanet.units import metric_scale
 from mldanet.evaluation.protocol import EvalResult, evaluate_disparities
 
 BENCHMARK_SPLIT = "eigen_benchmark"
+# A prediction is resized to its ground truth (monodepth2's protocol); KITTI's own case, 640×192
+# against 1242×375, differs in aspect ratio by 0.7 %, a transposed or square map by far more.
+PRED_ASPECT_TOLERANCE = 0.05
 
 
 def benchmark_ground_truth(
@@ -90,6 +97,26 @@ def check_gt_sizes(
                 f"{gt_path}: ground-truth map {i} is {depth.shape[1]}×{depth.shape[0]} but its image {image} (line {i} of "
                 f"{split_path}: '{line.strip()}') is {size[1]}×{size[0]}: the ground truth is of other frames; "
                 "export it from this split (mldanet export-gt)"
+            )
+
+
+def check_pred_aspects(
+    pred_disps: Sequence[np.ndarray], gt_depths: Sequence[np.ndarray], pred_path: str | Path, gt_path: str | Path,
+    lines: Sequence[str] | None = None,
+) -> None:
+    """Refuse disparity ``i`` (h×w) whose aspect ratio w/h differs from ground-truth map ``i``'s (H×W)
+    by more than :data:`PRED_ASPECT_TOLERANCE` (5 %): resized to the map, it would be stretched.
+    ``lines``: the ground truth's split lines (named in the error when known)."""
+    for i, (disp, gt) in enumerate(zip(pred_disps, gt_depths, strict=True)):
+        (height, width), (gt_height, gt_width) = np.shape(disp)[-2:], np.shape(gt)[-2:]
+        aspect, gt_aspect = width / height, gt_width / gt_height
+        if abs(aspect / gt_aspect - 1) > PRED_ASPECT_TOLERANCE:
+            line = f", line {i + 1}: '{lines[i].strip()}'" if lines is not None and i < len(lines) else ""
+            raise ValueError(
+                f"{pred_path}: disparity [{i}] is {width}×{height} (width/height {aspect:.3f}) but ground-truth map [{i}] of "
+                f"{gt_path}{line} is {gt_width}×{gt_height} ({gt_aspect:.3f}): resizing one to the other would stretch it "
+                f"by {100 * abs(aspect / gt_aspect - 1):.0f} % (more than {100 * PRED_ASPECT_TOLERANCE:.0f} %): they are "
+                "not of the same frames, or one is transposed"
             )
 
 

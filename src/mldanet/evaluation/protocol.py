@@ -20,6 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from mldanet.data.folder import unit_hint
 from mldanet.data.ground_truth import resize_depth_nearest
 from mldanet.units import metric_scale
 from mldanet.data.kitti import BASELINE as KITTI_BASELINE
@@ -147,6 +148,7 @@ def evaluate_disparities(
         raise ValueError(
             f"none of the {len(gt_depths)} ground-truth maps has a valid pixel "
             f"({min_depth} < depth < {max_depth}{' inside the Eigen crop' if eigen_crop else ''})"
+            + beyond_range_hint(gt_depths, max_depth)
         )
     mean = np.nanmean(per_image, axis=0)
     result = EvalResult(
@@ -164,6 +166,17 @@ def evaluate_disparities(
         result.ratio_median = float(np.median(result.ratios))
         result.ratio_std = float(np.std(result.ratios / result.ratio_median))
     return result
+
+
+def beyond_range_hint(gt_depths: Sequence[np.ndarray] | np.ndarray, max_depth: float) -> str:
+    """``": their values ... probably millimetres (divide by 1000)"`` when the maps' known values
+    (> 0, finite) are mostly beyond ``max_depth``; "" otherwise."""
+    known = [np.asarray(gt)[np.isfinite(gt) & (np.asarray(gt) > 0)] for gt in gt_depths]
+    values = np.concatenate([k.ravel() for k in known]) if known else np.zeros(0)
+    if not values.size or not np.median(values) > max_depth:
+        return ""
+    median = float(np.median(values))
+    return f": their values are mostly beyond {max_depth:g} (median {median:g}), {unit_hint(median)}"
 
 
 def boundaries_at_prediction_size(

@@ -6,6 +6,7 @@ import logging
 
 from mldanet.config import Config
 from mldanet.data.base import FrameDataset, build_dataset, data_root, dataset_class
+from mldanet.data.folder import check_ground_truth
 from mldanet.data.splits import overlap_error, shared_frames
 from mldanet.types import STEREO
 
@@ -19,7 +20,9 @@ def build_datasets(config: Config, split_file: str | None = None) -> tuple[Frame
     evaluation, prediction and export read from the checkpoint). A dataset without depth hints
     (a folder) turns ``loss.use_hints`` off, saying so, so that the saved config says what ran.
     Validation scores the held-out frames that have ground truth (a folder may have depth maps for
-    some frames only); without any, it logs the reprojection error alone.
+    some frames only); without any, it logs the reprojection error alone. That ground truth is read
+    here, as validation will read it (:func:`mldanet.data.folder.check_ground_truth`), so that a bad
+    map stops the run before step 1, not at the first validation an epoch later.
     """
     data = config.data
     cls = dataset_class(data.dataset)
@@ -74,4 +77,10 @@ def build_datasets(config: Config, split_file: str | None = None) -> tuple[Frame
                 )
             except ValueError as error:  # every line skipped: the training split may still be whole
                 raise ValueError(f"{error}; --set train.validate=false trains without validation") from None
+            try:
+                for note in check_ground_truth(val_set):
+                    logger.warning("validation: %s", note)
+            except ValueError as error:
+                raise ValueError(f"validation ground truth: {error}; --set train.validate=false trains without "
+                                 "validation") from None
     return train_set, val_set
