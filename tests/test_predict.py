@@ -133,11 +133,16 @@ def test_two_inputs_of_one_name_are_refused_before_anything_is_written(small_che
     assert "would both write images/y_depth.*" in capsys.readouterr().err
 
 
-def test_monocular_checkpoint_gives_relative_depth(small_checkpoint, tmp_path, capsys):
-    payload = torch.load(small_checkpoint, weights_only=True)
+def monocular_copy(checkpoint: Path, path: Path) -> Path:
+    """``checkpoint`` saved again at ``path`` as if trained in mode M (relative depth)."""
+    payload = torch.load(checkpoint, weights_only=True)
     payload["config"]["train"]["mode"] = "M"
-    mono = tmp_path / "m.pt"
-    torch.save(payload, mono)
+    torch.save(payload, path)
+    return path
+
+
+def test_monocular_checkpoint_gives_relative_depth(small_checkpoint, tmp_path, capsys):
+    mono = monocular_copy(small_checkpoint, tmp_path / "m.pt")
     image = write_image(tmp_path / "frame.png", (48, 80), seed=5)
     assert main(["predict", "--checkpoint", str(mono), str(image), "--out", str(tmp_path / "out"), "--device", "cpu"]) == 0
     assert "relative depth" in capsys.readouterr().out
@@ -321,10 +326,7 @@ def test_a_bad_intrinsics_file_is_named(small_checkpoint, tmp_path, capsys, cont
 
 
 def test_point_clouds_of_a_monocular_checkpoint_say_relative_units(small_checkpoint, tmp_path, capsys):
-    payload = torch.load(small_checkpoint, weights_only=True)
-    payload["config"]["train"]["mode"] = "M"
-    mono = tmp_path / "m.pt"
-    torch.save(payload, mono)
+    mono = monocular_copy(small_checkpoint, tmp_path / "m.pt")
     image = write_image(tmp_path / "frame.png", (40, 132), seed=14)
     assert main(["predict", "--checkpoint", str(mono), str(image), "--out", str(tmp_path / "out"), "--device", "cpu",
                  "--point-cloud"]) == 0

@@ -361,16 +361,16 @@ def run_demo(
         config = demo_config(settings, data.root, data.splits_dir, data.hints_dir, run_dir, seed)
         config.train.device = torch_device.type
         train_set, _ = build_datasets(config)
-        step_times: list[float] = []
-        trainer = Trainer(config, train_set, None, on_log=lambda _step, _values: step_times.append(time.perf_counter()))
+        trainer = Trainer(config, train_set, None)
     with clock.stage("evaluate: untrained network"):
         report.untrained, _ = evaluate_on_test(trainer.depth_net, data, config)
     with clock.stage("evaluate: median-depth prior of the training drives"):
         report.prior = evaluate_prior(data, config)
-    deadline = None
     if minutes is not None:
         probe = min(BUDGET_PROBE_STEPS, config.optim.warmup_steps + 1, trainer.total_steps)
         stage = f"train: the first {probe} steps, timed for the {minutes:g}-minute budget"
+        step_times: list[float] = []
+        trainer.on_log = lambda _step, _values: step_times.append(time.perf_counter())
         with clock.stage(stage):
             trainer.train(stop_at_step=probe)
         timed = step_times[1:]  # the first step pays for the allocations
