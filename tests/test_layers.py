@@ -36,9 +36,15 @@ FORBIDDEN = {
     "mldanet.evaluation": ("mldanet.training", "mldanet.commands", "mldanet.cli"),
     "mldanet.synth": ("mldanet.training", "mldanet.evaluation", "mldanet.commands", "mldanet.models", "torch"),
     "mldanet.view": ("mldanet.training", "mldanet.commands", "mldanet.cli", "mldanet.demo", "mldanet.export"),
+    # the run folder's layout and its resume/overwrite policy: pure paths, below models and training
+    "mldanet.run_dir": ("mldanet.",),
+    # the loop's hooks act on the trainer, never on the networks or the losses themselves
+    "mldanet.training.hooks": ("mldanet.self_supervised", "mldanet.models", "mldanet.losses"),
+    "mldanet.training.checkpoint_keeper": ("mldanet.self_supervised", "mldanet.models.depth_net", "mldanet.losses"),
 }
 # torch-free modules: hint worker processes and the renderer import them
-TORCH_FREE = ("mldanet.sgm", "mldanet.data.depth_hints", "mldanet.data.kitti", "mldanet.units", "mldanet.synth")
+TORCH_FREE = ("mldanet.sgm", "mldanet.data.depth_hints", "mldanet.data.kitti", "mldanet.units", "mldanet.synth",
+              "mldanet.run_dir")
 
 
 def modules() -> dict[str, Path]:

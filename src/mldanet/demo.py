@@ -399,7 +399,7 @@ def run_demo(
     if report.budget is not None and trainer.state.step < trainer.total_steps:
         report.budget["stopped_at"] = trainer.state.step
         print(f"the budget ran out at step {trainer.state.step} of {trainer.total_steps}: the steps slowed down", flush=True)
-    checkpoint = run_dir / "checkpoints" / "last.pt"
+    checkpoint = trainer.run.last
     report.checkpoint = str(checkpoint)
     with clock.stage("evaluate: trained network"):
         net, _ = load_depth_net(checkpoint)

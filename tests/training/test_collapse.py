@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import mldanet.self_supervised as self_supervised
-import mldanet.training.trainer as trainer_module
+import mldanet.training.checkpoint_keeper as keeper_module
 from mldanet.cli import main
 from mldanet.config import save_config
 from mldanet.models.checkpoint import load_checkpoint
@@ -196,10 +196,10 @@ def test_without_stop_on_collapse_a_collapse_warns_and_training_goes_on(kitti_fi
 def test_a_healthy_run_keeps_no_healthy_copy(kitti_fixture, tmp_path, monkeypatch):
     # Step 2 sees step 1's checkpoint healthy, which is kept as healthy.pt while step 2's replaces
     # it; the run ends healthy, so healthy.pt goes.
-    real_link = trainer_module.link_checkpoint
+    real_link = keeper_module.link_checkpoint
     kept = []
     monkeypatch.setattr(
-        trainer_module, "link_checkpoint", lambda path, target: kept.append(load_checkpoint(real_link(path, target))["step"])
+        keeper_module, "link_checkpoint", lambda path, target: kept.append(load_checkpoint(real_link(path, target))["step"])
     )
     config = collapse_config(kitti_fixture, tmp_path / "run", stop=True, max_steps=2)
     trainer = Trainer(config, build_datasets(config)[0], progress=False)

@@ -17,6 +17,7 @@ from mldanet.cli import main
 from mldanet.config import save_config
 from mldanet.models.checkpoint import load_checkpoint
 from mldanet.data.loader import ignore_interrupts_in_worker
+from mldanet.training.hooks import SignalStop
 from mldanet.training.trainer import Trainer
 
 from .configs import small_config, train_argv
@@ -86,7 +87,7 @@ def test_a_sigint_during_a_checkpoint_write_waits_for_the_write(kitti_fixture, t
 
 def test_stop_handlers_are_installed_only_in_the_main_thread():
     found = []
-    worker = threading.Thread(target=lambda: found.append(Trainer._install_stop_handlers(object())))
+    worker = threading.Thread(target=lambda: found.append(SignalStop(Path("last.pt"), True, False).install_handlers()))
     worker.start()
     worker.join()
     assert found == [{}]

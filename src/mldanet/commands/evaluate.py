@@ -55,12 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def warn_if_trained_on(checkpoint: str, lines: list[str]) -> None:
     """A warning when the run that wrote ``checkpoint`` trained on frames this evaluation scores."""
-    from mldanet.data.splits import TRAINED_LINES_FILE, read_lines_file, shared_frames
-    from mldanet.models.checkpoint import resolve_checkpoint_path, run_folder_of
+    from mldanet.data.splits import read_lines_file, shared_frames
+    from mldanet.run_dir import RunDir
 
-    path = resolve_checkpoint_path(checkpoint)
-    folder = run_folder_of(path)
-    trained = folder / TRAINED_LINES_FILE if folder is not None else None
+    path = RunDir.resolve(checkpoint)
+    run = RunDir.of_checkpoint(path)
+    trained = run.trained_lines if run is not None else None
     if trained is None or not trained.is_file():
         return
     shared = shared_frames(read_lines_file(trained, check=None), lines)

@@ -80,13 +80,6 @@ def add_config_flag(parser: argparse.ArgumentParser, attr: str, key: str, help_t
     parser.add_argument(f"--{attr.replace('_', '-')}", **options)
 
 
-# What a run leaves in its folder; --overwrite removes them. Only its checkpoints make a folder a
-# run that a new one must not overwrite: a run that failed before its first checkpoint leaves just
-# its config, and the same command again must be able to start it.
-RUN_FILES = ("checkpoints/last.pt", "checkpoints/best.pt", "checkpoints/healthy.pt", "checkpoints/config.yaml", "config.yaml")
-CHECKPOINT_FILES = ("checkpoints/last.pt", "checkpoints/best.pt", "checkpoints/healthy.pt")
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--preset", help="a preset name (see `mldanet presets`)")
@@ -169,88 +162,33 @@ def out_given(args: argparse.Namespace) -> bool:
 
 
 def resumed_config(args: argparse.Namespace, checkpoint: Path) -> Config:
-    """The config saved in ``checkpoint``, writing into the folder it was resumed from.
-
-    The saved ``train.out`` is where the run was first trained: for a run folder that was copied
-    or moved, that is another run (the original), which resuming must not overwrite. So a resumed
-    run writes into the run folder that holds ``checkpoint``, or where --out says.
-    """
-    from mldanet.models.checkpoint import read_checkpoint_config, run_folder_of
+    """The config saved in ``checkpoint``, writing into the run folder it was resumed from
+    (:func:`mldanet.run_dir.resumed_run`), or where --out says."""
+    from mldanet.models.checkpoint import read_checkpoint_config
+    from mldanet.run_dir import resumed_run
 
     base = read_checkpoint_config(checkpoint)
-    folder = run_folder_of(checkpoint)
-    if folder is not None:
-        base.train.out = str(folder)
-    elif not out_given(args):
-        raise ValueError(
-            f"--resume {checkpoint}: the checkpoint is not in a run folder's checkpoints/ folder, so there is no "
-            "run folder to continue in: give --out FOLDER for the resumed run"
-        )
+    run = resumed_run(checkpoint, out_given(args))
+    if run is not None:
+        base.train.out = str(run.root)
     return base
 
 
+def continue_last(args: argparse.Namespace) -> bool:
+    """--resume auto, or a worker that torchrun restarted: continue the run folder's last.pt if it exists."""
+    from mldanet.training.distributed import restarted_by_torchrun
+
+    return args.resume == "auto" or restarted_by_torchrun()
+
+
 def resume_checkpoint(args: argparse.Namespace) -> Path | None:
-    """The checkpoint to continue from.
+    """The checkpoint to continue from (:func:`mldanet.run_dir.resume_checkpoint`)."""
+    from mldanet import run_dir
 
-    ``--resume DIR|FILE`` names it. With ``--resume auto``, and in workers that torchrun restarted,
-    the run folder's ``last.pt`` comes first when it exists: a restart continues the restarted
-    run, not the checkpoint it was started from.
-    """
-    from mldanet.training.distributed import restarted_by_torchrun
+    def out_for(named: Path | None) -> Path:
+        return Path(resolve_config(args, resumed_config(args, named) if named is not None else None).train.out)
 
-    named = None
-    if args.resume and args.resume != "auto":
-        path = Path(args.resume)
-        named = path / "checkpoints" / "last.pt" if path.is_dir() else path
-    if args.resume == "auto" or restarted_by_torchrun():
-        base = resumed_config(args, named) if named is not None else None
-        last = Path(resolve_config(args, base).train.out) / "checkpoints" / "last.pt"
-        if last.is_file():
-            return last
-    return named
-
-
-def existing_run(out: Path) -> list[str]:
-    """The files of a run in ``out`` (relative names), empty when it holds none."""
-    return [name for name in RUN_FILES if (out / name).is_file()]
-
-
-def refuse_existing_run(args: argparse.Namespace, out: Path, resume: Path | None) -> None:
-    """A run writing into ``out`` must not overwrite another run's checkpoints unasked.
-
-    Allowed: --overwrite, continuing the run that is there (--resume of a checkpoint in ``out``,
-    --resume auto, a torchrun restart), or an ``out`` that holds no run.
-    """
-    from mldanet.training.distributed import restarted_by_torchrun
-
-    if args.overwrite or args.resume == "auto" or restarted_by_torchrun() or continues_run_in(resume, out):
-        return
-    found = [name for name in existing_run(out) if name in CHECKPOINT_FILES]
-    if found:
-        raise ValueError(
-            f"--out {out} already holds a run ({', '.join(found)}): continue it with --resume {out}, train into "
-            "a new --out, or add --overwrite to replace it"
-        )
-
-
-def continues_run_in(resume: Path | None, out: Path) -> bool:
-    """Whether ``resume`` is a checkpoint of the run in ``out`` (so writing there continues that run)."""
-    from mldanet.models.checkpoint import run_folder_of
-
-    folder = run_folder_of(resume) if resume is not None else None
-    return folder is not None and folder.resolve() == out.resolve()
-
-
-def remove_previous_run(out: Path) -> list[str]:
-    """--overwrite: delete the files of the run in ``out`` (and its TensorBoard events, which would
-    mix with the new run's curves) → what was removed (relative names)."""
-    removed = existing_run(out)
-    for name in removed:
-        (out / name).unlink()
-    events = sorted((out / "tensorboard").glob("events.out.tfevents.*")) if (out / "tensorboard").is_dir() else []
-    for path in events:
-        path.unlink()
-    return removed + ([f"{len(events)} TensorBoard event files"] if events else [])
+    return run_dir.resume_checkpoint(args.resume, continue_last(args), out_for)
 
 
 def check_paths(config: Config) -> None:
@@ -330,11 +268,11 @@ def size_text(size: float) -> str:
 
 def record_trained_lines(out: Path, lines: list[str]) -> None:
     """The run's training lines into ``out``, for evaluate's check (left untouched when they are already there)."""
-    from mldanet.data.splits import TRAINED_LINES_FILE
     from mldanet.paths import write_atomic
+    from mldanet.run_dir import RunDir
 
     text = "".join(f"{line}\n" for line in lines)
-    path = out / TRAINED_LINES_FILE
+    path = RunDir(out).trained_lines
     if not path.is_file() or path.read_text() != text:
         write_atomic(path, lambda handle: handle.write(text.encode()))
 
@@ -364,14 +302,16 @@ def check_disk(trainer, out: Path) -> None:
 def train_in_folder(
     args: argparse.Namespace, config: Config, saved: Config | None, out: Path, resume: Path | None, main: bool
 ) -> int:
+    from mldanet.run_dir import RunDir, refuse_existing_run, remove_previous_run
     from mldanet.training import distributed
     from mldanet.training.trainer import Trainer, TrainingInterrupted, TrainingStopped
 
+    run = RunDir(out)
     # Every rank checks (they see the same folder): one refusing alone would leave the others waiting.
-    refuse_existing_run(args, out, resume)
+    refuse_existing_run(run, resume, args.overwrite, continue_last(args))
     train_set, val_set = build_training_data(config, args.split_file)
-    if main and args.overwrite and not continues_run_in(resume, out):
-        removed = remove_previous_run(out)
+    if main and args.overwrite and not run.holds(resume):
+        removed = remove_previous_run(run)
         if removed:
             print(f"--overwrite: removed the previous run's {', '.join(removed)} from {out}")
     try:

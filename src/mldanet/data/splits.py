@@ -101,10 +101,6 @@ def read_lines_file(path: str | Path, check: Callable[[str, Path, int], object] 
     return lines
 
 
-# The lines a run trained on, written into its folder: evaluate warns when it scores any of them.
-TRAINED_LINES_FILE = "train_files.txt"
-
-
 def frame_key(line: str) -> tuple:
     """The frame a split line names, whichever camera: KITTI ``(drive folder, index)`` (a test frame seen
     through the other camera is still the test frame), otherwise the line's words (``<sequence> <file>``)."""

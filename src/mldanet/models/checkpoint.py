@@ -21,25 +21,12 @@ from torch import nn
 from mldanet.config import Config, config_from_dict
 from mldanet.models import depth_net_from_config
 from mldanet.models.weights import weights_only_refusal
+from mldanet.run_dir import LAST, RunDir
 
 FORMAT = "mldanet-checkpoint/1"
 
 # torch.save writes a zip archive; its first bytes are a zip local-file header.
 ZIP_MAGIC = b"PK\x03\x04"
-
-
-def resolve_checkpoint_path(path: str | Path) -> Path:
-    """A run folder stands for its ``checkpoints/last.pt`` (or a folder of checkpoints for its ``last.pt``)."""
-    path = Path(path)
-    if path.is_dir():
-        candidate = path / "checkpoints" / "last.pt"
-        return candidate if candidate.is_file() else path / "last.pt"
-    return path
-
-
-def run_folder_of(checkpoint: Path) -> Path | None:
-    """The run folder a checkpoint belongs to: RUN for ``RUN/checkpoints/NAME.pt``, None for a loose file."""
-    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict[str, Any]:
@@ -49,10 +36,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     is used), for callers that only need the config or the counters.
     """
     given = Path(path)
-    path = resolve_checkpoint_path(given)
+    path = RunDir.resolve(given)  # a folder stands for its last.pt
     if given.is_dir() and not path.is_file():
         raise FileNotFoundError(
-            f"no checkpoint in folder {given}: neither {given / 'checkpoints' / 'last.pt'} nor {path} exists; "
+            f"no checkpoint in folder {given}: neither {RunDir(given).last} nor {given / LAST} exists; "
             "give a run folder that has written a checkpoint, or a .pt file"
         )
     if not path.is_file():

@@ -13,6 +13,10 @@ A checkpoint is a plain dict (loadable with ``torch.load(weights_only=True)``)::
     history           logged scalars; collapse_monitor: the flat-map streak; world_size: processes
     rng               RNG states (torch CPU/CUDA as uint8 tensors, numpy/python as plain ints)
 
+The trainer writes the networks, optimiser, loop position and RNG; best_abs_rel, the guard's
+counts, history and collapse_monitor are its hooks' state (:mod:`mldanet.training.hooks`), each
+field under its own name, so a new field is saved and resumed without touching this module.
+
 ``last.pt`` holds all of it (what ``--resume`` needs). ``best.pt`` holds the weights only
 (:func:`weights_payload`: config, networks, step, epoch, best_abs_rel): the optimiser's moments
 would triple its size (782 MB instead of 260 MB for MLDA-Net R18) for a file that is evaluated,
@@ -32,6 +36,7 @@ import torch
 
 
 from mldanet.models.checkpoint import FORMAT
+from mldanet.run_dir import CHECKPOINTS, LAST
 
 # What a weights-only checkpoint keeps of a full one; the rest is training state for --resume.
 WEIGHT_KEYS = ("config", "depth_net", "pose_net", "loss_weighting", "epoch", "step", "best_abs_rel")
@@ -57,8 +62,8 @@ def require_training_state(payload: dict[str, Any], path: str | Path) -> None:
 
 def _run_folder_hint(path: Path) -> str:
     """Where the ``last.pt`` belonging to ``path`` would be, for messages."""
-    last = path.with_name("last.pt")
-    return f"{last}" if last != path else "checkpoints/last.pt in the run folder"
+    last = path.with_name(LAST)
+    return f"{last}" if last != path else f"{CHECKPOINTS}/{LAST} in the run folder"
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
