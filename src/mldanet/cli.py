@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("mldanet.commands.demo", "synth -> hints -> train -> evaluate -> predict -> report, on a CPU in minutes"),
     "export-onnx": ("mldanet.commands.export_onnx", "export the depth network to ONNX, checked against PyTorch"),
     "presets": ("mldanet.commands.presets", "list the training presets (the paper's table rows and the demo's recipe)"),
+    "view": ("mldanet.commands.view", "a local page to look at predictions: input, depth in metres, 3-D point cloud"),
 }
 
 

@@ -1,0 +1,13 @@
+"""``mldanet view``: a local page to look at depth predictions (input, depth, 3-D point cloud).
+
+* :mod:`mldanet.view.predictions`: what the page shows: a :class:`Prediction` (depth, input image,
+  pixel intrinsics) from an uploaded image or a ``mldanet predict`` output folder, and the point cloud
+  back-projected from it.
+* :mod:`mldanet.view.server`: the standard library's ``ThreadingHTTPServer`` serving the page and
+  the predictions (JSON, float32 little-endian binaries, JPEG).
+* :mod:`mldanet.view.page`: the one self-contained HTML page (inline CSS and JavaScript, a 2-D
+  canvas point-cloud renderer); nothing is fetched from elsewhere, so it works offline.
+
+The standard library rather than gradio: no dependency to install (gradio's wheel and its
+dependencies are hundreds of MB) and nothing on the page comes from outside the package.
+"""
