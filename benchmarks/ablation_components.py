@@ -1,6 +1,6 @@
 """Which part of MLDA-Net does what: a component ablation on the synthetic drive (``ablation_components``).
 
-    .venv/bin/python benchmarks/ablation_components.py [--steps 1000] [--seeds 0 1] [--rows ...]
+    .venv/bin/python -m benchmarks.ablation_components [--steps 1000] [--seeds 0 1] [--rows ...]
         [--eval-every 100] [--out ablation_components] [--report-only]
 
 The demo's data and recipe (presets/demo.yaml: 192×64, batch 4, MS + depth hints + learned loss
@@ -38,14 +38,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import machine_line, write_section  # noqa: E402
-from seed_stats import beyond_spread, seed_stats, stats_table  # noqa: E402
+from benchmarks.results import machine_line, write_section
+from benchmarks.seed_stats import beyond_spread, seed_stats, stats_table
 
-from mldanet.config import apply_overrides  # noqa: E402
-from mldanet.evaluation.metrics import LOWER_IS_BETTER  # noqa: E402
-from mldanet.demo import DemoSettings, StageClock, demo_config, evaluate_on_test, load_demo_data, prepare_data  # noqa: E402
-from mldanet.folder_lock import FolderLock, FolderLocked  # noqa: E402
+from mldanet.config import apply_overrides
+from mldanet.evaluation.metrics import LOWER_IS_BETTER
+from mldanet.demo import DemoSettings, StageClock, demo_config, evaluate_on_test, load_demo_data, prepare_data
+from mldanet.folder_lock import FolderLock, FolderLocked
 
 STUDY = Path(__file__).resolve().parent / "ablation_components.json"
 PROBE_FRAMES = 16

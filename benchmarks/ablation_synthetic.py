@@ -1,6 +1,6 @@
 """Ablation on the synthetic drive (``ablation_synthetic`` section of RESULTS.md).
 
-    .venv/bin/python benchmarks/ablation_synthetic.py [--steps 60] [--width 192 --height 64] [--seeds 0 1 2]
+    .venv/bin/python -m benchmarks.ablation_synthetic [--steps 60] [--width 192 --height 64] [--seeds 0 1 2]
         [--rows full baseline ...] [--weighting fixed|uncertainty] [--out DIR]
 
 The demo's data (rendered once, data seed 0) and training recipe (MS, batch 4, cosine learning
@@ -19,18 +19,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import write_section  # noqa: E402
-from seed_stats import beyond_spread, seed_stats, stats_table  # noqa: E402
+from benchmarks.results import write_section
+from benchmarks.seed_stats import beyond_spread, seed_stats, stats_table
 
-from mldanet.config import apply_overrides  # noqa: E402
-from mldanet.demo import DemoSettings, StageClock, demo_config, evaluate_on_test, prepare_data  # noqa: E402
-from mldanet.evaluation.metrics import LOWER_IS_BETTER, METRIC_NAMES  # noqa: E402
+from mldanet.config import apply_overrides
+from mldanet.demo import DemoSettings, StageClock, demo_config, evaluate_on_test, prepare_data
+from mldanet.evaluation.metrics import LOWER_IS_BETTER, METRIC_NAMES
 
 ROWS = {
     "full": ("MLDA-Net + hints (full)", []),

@@ -1,6 +1,6 @@
 """The default demo end to end, its time budget per stage and its metrics (``demo`` section of RESULTS.md).
 
-    .venv/bin/python benchmarks/demo_budget.py [--out DIR]
+    .venv/bin/python -m benchmarks.demo_budget [--out DIR]
 
 Runs exactly what ``make demo`` runs (``mldanet demo``) and records the seconds of every stage
 and the held-out metrics against the demo's targets: whole run ≤ 10 minutes; trained abs_rel
@@ -11,14 +11,12 @@ the mean over seeds and kernels, which ``demo_seeds.py`` measures).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import write_section  # noqa: E402
+from benchmarks.results import write_section
 
-from mldanet.demo import run_demo  # noqa: E402
-from mldanet.evaluation.metrics import METRIC_NAMES  # noqa: E402
+from mldanet.demo import run_demo
+from mldanet.evaluation.metrics import METRIC_NAMES
 
 
 def check(value: float, limit: float, below: bool) -> str:

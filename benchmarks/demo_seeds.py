@@ -1,6 +1,6 @@
 """The default demo over seeds and CPU kernels (``demo_seeds`` section of RESULTS.md).
 
-    .venv/bin/python benchmarks/demo_seeds.py [--seeds 0 1 2] [--kernels native avx2] [--steps N]
+    .venv/bin/python -m benchmarks.demo_seeds [--seeds 0 1 2] [--kernels native avx2] [--steps N]
         [--jobs K] [--out DIR] [--tiny] [--results PATH]
 
 Runs ``mldanet demo`` (its defaults; the seed renders the drives and seeds the training) once per
@@ -29,8 +29,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import CPU_FLAGS, RESULTS, cpu_flags, write_section  # noqa: E402
+from benchmarks.results import CPU_FLAGS, RESULTS, cpu_flags, write_section
 
 KERNEL_ENV = {
     "native": {},

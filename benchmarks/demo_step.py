@@ -1,6 +1,6 @@
 """The demo's training step against its FLOP floor (``demo_step`` section of RESULTS.md).
 
-    .venv/bin/python benchmarks/demo_step.py [--rounds 7] [--variant mlda|baseline] [--no-write]
+    .venv/bin/python -m benchmarks.demo_step [--rounds 7] [--variant mlda|baseline] [--no-write]
 
 The step of ``mldanet demo`` (presets/demo.yaml: MLDA-Net R18 from scratch, 192×64, batch 4, MS
 with depth hints and learned loss weights, Adam) on a synthetic batch, so that data loading is
@@ -13,18 +13,16 @@ Target (issue 22): step ≤ 1.8× the floor.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import machine_line, write_section  # noqa: E402
-from workloads import _Sized, conv_rate, median_seconds, step_flops, synthetic_batch  # noqa: E402
+from benchmarks.results import machine_line, write_section
+from benchmarks.workloads import _Sized, conv_rate, median_seconds, step_flops, synthetic_batch
 
-from mldanet.config import load_preset  # noqa: E402
-from mldanet.training.trainer import Trainer  # noqa: E402
+from mldanet.config import load_preset
+from mldanet.training.trainer import Trainer
 
 TARGET = 1.8
 # Profiler events whose inclusive time is a part of the step (they do not nest in one another);

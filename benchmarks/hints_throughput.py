@@ -18,7 +18,6 @@ import argparse
 import os
 import resource
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,12 +25,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import write_section  # noqa: E402
+from benchmarks.results import write_section
 
-from mldanet.data.images import load_image, resize_image  # noqa: E402
-from mldanet.data.depth_hints import compute_hints  # noqa: E402
-from mldanet.sgm import BLOCK_SIZES, NUM_DISPARITIES, fused_sgm_depth, sgbm_disparities  # noqa: E402
+from mldanet.data.images import load_image, resize_image
+from mldanet.data.depth_hints import compute_hints
+from mldanet.sgm import BLOCK_SIZES, NUM_DISPARITIES, fused_sgm_depth, sgbm_disparities
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MLDANET_SHARED_DATA", REPO.parent / "shared" / "data"))

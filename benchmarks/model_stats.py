@@ -4,23 +4,21 @@ FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` (convolutions 
 products; element-wise work, pooling and the guided filter's box means are not counted) on
 the meta device, so nothing is computed. GMAC = GFLOP / 2.
 
-    .venv/bin/python benchmarks/model_stats.py
+    .venv/bin/python -m benchmarks.model_stats
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import write_section  # noqa: E402
+from benchmarks.results import write_section
 
-from mldanet.models import build_depth_net, build_pose_net  # noqa: E402
+from mldanet.models import build_depth_net, build_pose_net
 
 SIZES = ((320, 96), (640, 192), (1024, 320))  # W×H; 320×96 for comparison with docs/METHOD.md §8.5
 DEPTH_ROWS = (

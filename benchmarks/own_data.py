@@ -1,6 +1,6 @@
 """Training on your own data through the commands, on synthetic sequences of known depth (``own_data`` in RESULTS.md).
 
-    .venv/bin/python benchmarks/own_data.py [--out DIR] [--steps 200] [--mode M]
+    .venv/bin/python -m benchmarks.own_data [--out DIR] [--steps 200] [--mode M]
 
 Writes ``mldanet synth --layout folder`` drives (4 × 100 frames, 640×192, like the demo's), then
 runs ``check-data``, ``train --dataset folder`` (the demo's recipe: from scratch, 192×64, batch 4,
@@ -15,15 +15,13 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import write_section  # noqa: E402
+from benchmarks.results import write_section
 
-from mldanet import cli  # noqa: E402
-from mldanet.evaluation.metrics import METRIC_NAMES  # noqa: E402
+from mldanet import cli
+from mldanet.evaluation.metrics import METRIC_NAMES
 
 RECIPE = ["--height", "64", "--width", "192", "--batch-size", "4", "--lr", "5e-4", "--set", "optim.warmup_steps=20",
           "--weights-init", "scratch", "--loss-weighting", "uncertainty", "--set", "optim.schedule=cosine",
@@ -66,7 +64,7 @@ def main() -> None:
         rows[name] = train_and_evaluate(data, out / f"run_{steps}", args.mode, steps)
     first = next(iter(rows.values()))[0]
     lines = [
-        f"`python benchmarks/own_data.py --steps {args.steps} --mode {args.mode}`: 4 synthetic drives × 100 frames in "
+        f"`python -m benchmarks.own_data --steps {args.steps} --mode {args.mode}`: 4 synthetic drives × 100 frames in "
         f"the folder layout, {first['count']} held-out frames scored against their dense depth maps "
         f"({first['scaling']} scaling, no Eigen crop).",
         "",

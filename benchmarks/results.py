@@ -49,9 +49,15 @@ def machine_line() -> str:
     )
 
 
+def invocation() -> list[str]:
+    """How the running benchmark was started: ``-m benchmarks.NAME``, or the script's path."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    return ["-m", spec.name] if spec is not None and spec.name else [os.path.relpath(sys.argv[0])]
+
+
 def write_section(name: str, body: str, title: str | None = None, path: Path = RESULTS) -> Path:
     """Replace (or append) the section ``name`` of ``path`` with ``body``, stamped with command, machine and date."""
-    command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    command = "python " + " ".join(shlex.quote(a) for a in [*invocation(), *sys.argv[1:]])
     stamp = (
         f"Command: `{command}`  \nMachine: {machine_line()}  \n"
         f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC\n"

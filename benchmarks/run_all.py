@@ -1,6 +1,6 @@
 """Speed and memory of MLDA-Net and the baseline against the machine's FLOP floor (``performance`` section).
 
-    .venv/bin/python benchmarks/run_all.py [--device cpu|cuda] [--quick]
+    .venv/bin/python -m benchmarks.run_all [--device cpu|cuda] [--quick]
 
 One process measures, with warm-up and medians:
 - the conv rate: a 3×3 64→64 convolution's FLOP/s, which sets a network's floor (FLOPs ÷ rate);
@@ -28,9 +28,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import write_section  # noqa: E402
-from workloads import (  # noqa: E402
+from benchmarks.results import write_section
+from benchmarks.workloads import (
     CONV_PROBES,
     conv_rate,
     inference_flops,
@@ -41,7 +40,7 @@ from workloads import (  # noqa: E402
     training_workload,
 )
 
-from mldanet.models import build_depth_net  # noqa: E402
+from mldanet.models import build_depth_net
 
 INFERENCE_SIZES = ((640, 192), (1024, 320))
 TRAIN_SIZE, TRAIN_BATCH = (640, 192), 2
@@ -106,7 +105,7 @@ def peak_rss_gb(kind: str) -> dict:
     """Memory of a fresh child process that runs ``kind`` ("train" or "inference") once warmed up:
     {"peak": peak RSS, and for inference the resident size after each stage}, all in GB."""
     child = subprocess.run(
-        [sys.executable, __file__, "--rss-child", kind], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "benchmarks.run_all", "--rss-child", kind], cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, check=True
     )
     return json.loads(child.stdout.strip().splitlines()[-1])
 

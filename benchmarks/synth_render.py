@@ -1,6 +1,6 @@
 """Render time of the synthetic drive: one stereo frame at 1242×375, and a whole small dataset.
 
-    python benchmarks/synth_render.py [--frames 24] [--no-write]
+    python -m benchmarks.synth_render [--frames 24] [--no-write]
 
 Renders frames spread over drive 0 (of the default 120) in this process, OpenCV on one thread as
 in a worker process, and reports per stereo frame the median and 90th percentile of: the two
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,12 +22,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import write_section  # noqa: E402
+from benchmarks.results import write_section
 
-from mldanet.synth import Intrinsics, make_drive, right_camera_pose, write_synthetic_drives  # noqa: E402
-from mldanet.synth.render import render_view, velodyne_scan  # noqa: E402
-from mldanet.synth.textures import texture_atlas  # noqa: E402
+from mldanet.synth import Intrinsics, make_drive, right_camera_pose, write_synthetic_drives
+from mldanet.synth.render import render_view, velodyne_scan
+from mldanet.synth.textures import texture_atlas
 
 WIDTH, HEIGHT = 1242, 375
 

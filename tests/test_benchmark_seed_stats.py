@@ -1,13 +1,10 @@
 """The seed statistics the ablation benchmarks write to RESULTS.md."""
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from seed_stats import beyond_spread, seed_stats, stats_table  # noqa: E402
+from benchmarks.seed_stats import beyond_spread, seed_stats, stats_table
 
 
 def runs():

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from mldanet.evaluation.metrics import LOWER_IS_BETTER, METRIC_NAMES
+from mldanet.training.collapse import disparity_variation
 
 # Depth boundary errors on the rendered (dense) depth, pixels at the network's output size, and the edge F1.
 BOUNDARY_COLUMNS = {"dbe_acc": "ε_acc px", "dbe_comp": "ε_comp px", "edge_f1": "edge F1"}
@@ -25,7 +27,7 @@ ROWS = (
     ("trained", "trained MLDA-Net"),
 )
 
-# A prediction is flat below either threshold (measured numbers in measure_flatness).
+# A prediction is flat below either threshold (see measure_flatness).
 FLAT_ABSOLUTE = 0.01
 FLAT_RELATIVE = 0.05
 
@@ -56,10 +58,11 @@ class Flatness:
 
 
 def variation(disparity: np.ndarray) -> float:
-    """std / mean of the valid (finite, positive) values of one map; 0 for a constant map."""
-    values = np.asarray(disparity, dtype=np.float64)
+    """The collapse monitor's variation (std / mean, :func:`mldanet.training.collapse.disparity_variation`)
+    of the valid (finite, positive) values of one map; 0 for a constant map or one without valid values."""
+    values = np.asarray(disparity, dtype=np.float32)
     values = values[np.isfinite(values) & (values > 0)]
-    return float(values.std() / values.mean()) if values.size else 0.0
+    return float(disparity_variation(torch.from_numpy(values)[None])) if values.size else 0.0
 
 
 def measure_flatness(pred_disps: list[np.ndarray], gt_depths: list[np.ndarray]) -> Flatness:
@@ -68,12 +71,8 @@ def measure_flatness(pred_disps: list[np.ndarray], gt_depths: list[np.ndarray]) 
     Both are measured on disparity (inverse depth), the network's output, so the numbers do not
     depend on the stereo scale; the prediction over the whole image, the ground truth over its
     valid points. Flat means below ``FLAT_ABSOLUTE`` (0.01) or below ``FLAT_RELATIVE`` (5 %) of
-    the ground truth's variation, whichever is larger. Measured on the tiny demo's six held-out
-    frames: constant map 0; untrained network 0.0005-0.0011 (init seeds 0-2); after 2 training
-    steps 0.0020 (still flat, abs_rel 0.87 as untrained); after the tiny demo's 24 steps, which
-    have barely taught it anything (abs_rel 0.62), 0.128; the median-depth prior as a prediction
-    0.41; the ground truth 0.58. The threshold there is 0.029: 14× above the 2-step network and
-    4.4× below the 24-step one.
+    the ground truth's variation, whichever is larger (measured values: docs/ARCHITECTURE.md,
+    "Flat maps: one measure, two thresholds").
     """
     prediction = float(np.mean([variation(d) for d in pred_disps]))
     ground_truth = float(np.mean([variation(1.0 / gt[gt > 0]) for gt in gt_depths]))

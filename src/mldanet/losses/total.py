@@ -26,8 +26,6 @@ float32 whatever the networks ran in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -42,26 +40,6 @@ from mldanet.losses.weighting import LossWeighting, multiscale_sum
 from mldanet.types import STEREO, Batch, FrameId, LossResult
 
 DEPTH_RANGE = (ModelConfig.min_depth, ModelConfig.max_depth)  # monodepth2's range in training units
-
-
-@dataclass
-class LossMaps:
-    """Detached per-pixel maps of scale 0 at full resolution, for pictures and debugging.
-
-    depth:         B×1×H×W predicted depth (training units).
-    reprojection:  B×1×H×W minimum photometric error over the warped sources.
-    automask:      B×1×H×W float, 1 where a warped source beats the identity errors.
-    source_index:  B×1×H×W int64 winner: source i (order of ``warped``), or S + i for identity i.
-    warped:        source frame id → B×3×H×W source warped into the target.
-    hint_mask:     B×1×H×W float, 1 where the depth hint supervises; None without hints.
-    """
-
-    depth: Tensor
-    reprojection: Tensor
-    automask: Tensor
-    source_index: Tensor
-    warped: dict[FrameId, Tensor]
-    hint_mask: Tensor | None = None
 
 
 def compute_losses(
@@ -92,33 +70,6 @@ def compute_losses(
     ``reprojection``, ``hints``, ``smoothness`` after Eq. 12; ``weight/<term>``; and
     ``log_var/<term>`` for the uncertainty weighting.
     """
-    return _losses(disps, batch, transforms, config, weighting, noise_seed, depth_range, keep_maps=False)[0]
-
-
-def compute_losses_with_maps(
-    disps: dict[int, Tensor],
-    batch: Batch,
-    transforms: dict[FrameId, Tensor],
-    config: LossConfig,
-    weighting: LossWeighting,
-    noise_seed: Tensor | None = None,
-    depth_range: tuple[float, float] = DEPTH_RANGE,
-) -> tuple[LossResult, LossMaps]:
-    """:func:`compute_losses` plus the scale-0 :class:`LossMaps` (same arguments, same result), to
-    look at what the loss sees; training does not keep them."""
-    return _losses(disps, batch, transforms, config, weighting, noise_seed, depth_range, keep_maps=True)
-
-
-def _losses(
-    disps: dict[int, Tensor],
-    batch: Batch,
-    transforms: dict[FrameId, Tensor],
-    config: LossConfig,
-    weighting: LossWeighting,
-    noise_seed: Tensor | None,
-    depth_range: tuple[float, float],
-    keep_maps: bool,
-) -> tuple[LossResult, LossMaps | None]:
     sources = list(transforms)
     _check_inputs(disps, batch, transforms, sources)
     target = batch.images[0]
@@ -147,7 +98,6 @@ def _losses(
 
     per_scale: dict[str, list[Tensor]] = {name: [] for name in LOSS_TERMS}
     terms: dict[str, Tensor] = {}
-    maps = None
     scales = sorted(disps)
     for scale in scales:
         disp = disps[scale].float()
@@ -169,15 +119,6 @@ def _losses(
         for name, value in scale_terms.items():
             per_scale[name].append(value)
             terms[f"{name}/{scale}"] = value.detach()
-        if keep_maps and maps is None:
-            maps = LossMaps(
-                depth=depth.detach(),
-                reprojection=best.loss.detach(),
-                automask=best.automask.float(),
-                source_index=best.index,
-                warped={f: warped[i].detach() for i, f in enumerate(sources)},
-                hint_mask=None if hints_here is None else hints_here.float(),
-            )
 
     combined = {name: multiscale_sum(values) for name, values in per_scale.items() if values}
     total = weighting(combined)
@@ -188,7 +129,7 @@ def _losses(
     terms.update({name: value.detach() for name, value in combined.items()})
     terms.update({f"weight/{name}": w for name, w in weights.items() if name in combined})
     terms.update({f"log_var/{name}": s for name, s in weighting.log_variances().items() if name in combined})
-    return LossResult(total=total, terms=terms), maps
+    return LossResult(total=total, terms=terms)
 
 
 def _by_sample(errors: Tensor) -> Tensor:

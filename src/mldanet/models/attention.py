@@ -114,12 +114,7 @@ class StructureAttention(nn.Module):
       per-channel γ that starts at ``initial_mix`` (small, so that f_h passes almost whole, and not
       0, so that the gate's convolutions get gradients from the first step).
 
-    Why the default differs: in both replacing forms the slope A is ≈ 0 at initialisation (f_l and
-    f'_l are uncorrelated), so the output is a smoothed copy of f_l and only 3–30 % of f_h's
-    spatial variation (the skip connection's detail) gets through; and a gate that saturates at
-    T = 0 makes every weight 0, the fit flat, and the gradient through the level 0 for good (a
-    collapse seen in training). The residual form passes f_h whole at step 0, learns how much of
-    the filter to mix in, and its weights never fall below ε, so no level can go flat.
+    Why the default is residual, with the measurements: docs/METHOD.md §4.3 and §10.
     """
 
     def __init__(

@@ -1,26 +1,11 @@
 """Collapse monitor: notices when the predicted disparity map goes flat and stays flat.
 
-MLDA-Net's decoder can collapse, and two ways were seen: the structure-attention gates
-T = sigmoid(logits) saturated at 0 (the replacing form of structure attention, before it was made
-residual), or the disparity heads' sigmoids saturated at the nearest depth after the decoder's
-activations grew (channel attention with dot-product affinities, before the cosine form; and,
-with the cosine form, one Adam step that multiplied the unnormalised decoder's activations,
-before its blocks had GroupNorm). Either
-way the disparity becomes one value at every pixel, and the run does not recover. The monitor reads the finest disparity map of each training step and measures its *variation*: the
-spatial standard deviation over the spatial mean of each image's map, averaged over the batch
-(scale free, so a near or far map counts alike).
-
-Measured on untrained networks in train mode (random initialisation, seeds 0-2, a real KITTI
-frame and uniform noise, at 64×96 and 192×640) the variation is 0.17 to 0.21 for MLDA-Net with its
-GroupNorm decoder (0.89e-2 to 1.3e-2 without), 1.5e-2 to 4.9e-2 for the baseline, 2.2e-2 with
-``model.init_depth`` 2.5 or 10; a constant map gives exactly 0 (float32), and the collapsed runs
-had about 1e-7 and exactly 0. A map is **flat** when its variation is under
-``train.collapse_threshold`` (default 1e-3, a tenth of the least an untrained network showed) and **collapsed** once it has been flat for ``train.collapse_patience``
-consecutive steps.
-
-The statistics stay on the device (a few reductions per step: 17 ms for a batch of 12 at 640×192
-on one CPU thread); the trainer reads the variation back with the loss it reads anyway, and the
-gate statistics only at log steps.
+Each training step's finest disparity map is measured by its *variation* (spatial std over spatial
+mean, averaged over the batch); a map is **flat** under ``train.collapse_threshold`` and
+**collapsed** once flat for ``train.collapse_patience`` consecutive steps. The statistics stay on
+the device; the trainer reads the variation back with the loss it reads anyway, and the gate
+statistics only at log steps. Why these thresholds, with the measurements: docs/ARCHITECTURE.md,
+"Flat maps: one measure, two thresholds".
 """
 
 from __future__ import annotations
