@@ -154,6 +154,9 @@ class Config:
     description: str = ""
     # What each --resume changed and at which step ("step 200: data.height 64 → 96"), oldest first.
     history: tuple[str, ...] = ()
+    # Values the training data decided, not the user ("data.baseline 0.3: the training data's stereo
+    # rig"): :func:`mldanet.training.datasets.derived_config` sets them on a copy and says so here.
+    derived: tuple[str, ...] = ()
 
     @property
     def uses_hints(self) -> bool:

@@ -240,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 # Where a run is written and how fast its data loads do not change what it learns.
-NOT_A_CHANGE = ("train.out", "data.num_workers", "history")
+NOT_A_CHANGE = ("train.out", "data.num_workers", "history", "derived")
 
 
 def record_resume_changes(config: Config, saved: Config, step: int, main: bool) -> None:
@@ -304,12 +304,14 @@ def train_in_folder(
 ) -> int:
     from mldanet.run_dir import RunDir, refuse_existing_run, remove_previous_run
     from mldanet.training import distributed
+    from mldanet.training.datasets import derived_config
     from mldanet.training.trainer import Trainer, TrainingInterrupted, TrainingStopped
 
     run = RunDir(out)
     # Every rank checks (they see the same folder): one refusing alone would leave the others waiting.
     refuse_existing_run(run, resume, args.overwrite, continue_last(args))
     train_set, val_set = build_training_data(config, args.split_file)
+    config = derived_config(config, train_set)
     if main and args.overwrite and not run.holds(resume):
         removed = remove_previous_run(run)
         if removed:

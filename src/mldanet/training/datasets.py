@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 
 from mldanet.config import Config
@@ -16,10 +17,8 @@ logger = logging.getLogger(__name__)
 def build_datasets(config: Config, split_file: str | None = None) -> tuple[FrameDataset, FrameDataset | None]:
     """Train and val datasets from ``config.data``; ``split_file`` replaces the split's train list.
 
-    A stereo run records its rig's baseline in ``config.data.baseline`` (the metric scale that
-    evaluation, prediction and export read from the checkpoint). A dataset without depth hints
-    (a folder) turns ``loss.use_hints`` off, saying so, so that the saved config says what ran.
-    Validation scores the held-out frames that have ground truth (a folder may have depth maps for
+    ``config`` is read, not changed: what the data decides (the stereo rig's baseline, hints off for
+    a dataset without them, which is said here) is :func:`derived_config`'s. Validation scores the held-out frames that have ground truth (a folder may have depth maps for
     some frames only); without any, it logs the reprojection error alone. That ground truth is read
     here, as validation will read it (:func:`mldanet.data.folder.check_ground_truth`), so that a bad
     map stops the run before step 1, not at the first validation an epoch later.
@@ -28,19 +27,17 @@ def build_datasets(config: Config, split_file: str | None = None) -> tuple[Frame
     cls = dataset_class(data.dataset)
     data_root(data)  # before the split, whose errors would hide this one
     frame_ids = config.train.frame_ids
-    stereo = STEREO in frame_ids
     if config.uses_hints and not data.hints_dir and not cls.hints_required:
         why = f"was given no --hints-dir (`mldanet hints --dataset {cls.name}` computes them)" if cls.has_hints else (
             "has no depth hints"
         )
         logger.warning("the %s dataset %s: training without depth hints (loss.use_hints=false)", cls.name, why)
-        config.loss.use_hints = False
-    if config.uses_hints and not data.hints_dir:
+    elif config.uses_hints and not data.hints_dir:
         raise ValueError(
             "depth hints are on (loss.use_hints=true) but no hints directory was given: "
             "run `mldanet hints` and pass --hints-dir, or turn hints off with --set loss.use_hints=false"
         )
-    hints_dir = data.hints_dir if config.uses_hints else None
+    hints_dir = data.hints_dir if config.uses_hints and data.hints_dir else None
     if split_file:
         train_path = split_file
         train_lines = cls.read_split_file(split_file, data)
@@ -53,8 +50,6 @@ def build_datasets(config: Config, split_file: str | None = None) -> tuple[Frame
     train_set = build_dataset(
         data, train_lines, frame_ids, train=True, source=train_path, hints_dir=hints_dir, seed=config.train.seed
     )
-    if stereo:
-        data.baseline = train_set.stereo_baseline
     val_set = None
     if config.train.validate and split_file is None:
         try:
@@ -84,3 +79,20 @@ def build_datasets(config: Config, split_file: str | None = None) -> tuple[Frame
                 raise ValueError(f"validation ground truth: {error}; --set train.validate=false trains without "
                                  "validation") from None
     return train_set, val_set
+
+
+def derived_config(config: Config, train_set: FrameDataset) -> Config:
+    """A copy of ``config`` with what ``train_set`` decides, each value named in ``derived``: a stereo
+    run's ``data.baseline`` is its rig's (the metric scale that evaluation, prediction and export read
+    from the checkpoint), and ``loss.use_hints`` is off when the set has no hints. ``config`` is left
+    as the user gave it; the trainer saves the copy, so the run's config says what ran."""
+    derived = copy.deepcopy(config)
+    notes = list(config.derived)
+    if config.uses_hints and train_set.hints_dir is None:
+        derived.loss.use_hints = False
+        notes.append(f"loss.use_hints false: the {train_set.name} training set has no depth hints")
+    if STEREO in config.train.frame_ids and train_set.stereo_baseline != config.data.baseline:
+        derived.data.baseline = train_set.stereo_baseline
+        notes.append(f"data.baseline {train_set.stereo_baseline:g}: the stereo rig of the {train_set.name} training set")
+    derived.derived = tuple(dict.fromkeys(notes))
+    return derived

@@ -7,7 +7,5 @@
   the predictions (JSON, float32 little-endian binaries, JPEG).
 * :mod:`mldanet.view.page`: the one self-contained HTML page (inline CSS and JavaScript, a 2-D
   canvas point-cloud renderer); nothing is fetched from elsewhere, so it works offline.
-
-The standard library rather than gradio: no dependency to install (gradio's wheel and its
-dependencies are hundreds of MB) and nothing on the page comes from outside the package.
+Why the standard library and not Gradio: docs/ARCHITECTURE.md ("The viewer").
 """
