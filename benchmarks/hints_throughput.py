@@ -30,7 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results import write_section  # noqa: E402
 
 from mldanet.data.images import load_image, resize_image  # noqa: E402
-from mldanet.data.depth_hints import compute_hints  # noqa: E402
+from mldanet.config import DataConfig  # noqa: E402
+from mldanet.data.base import compute_hints  # noqa: E402
+from mldanet.data.depth_hints import HintSettings  # noqa: E402
 from mldanet.sgm import BLOCK_SIZES, NUM_DISPARITIES, fused_sgm_depth, sgbm_disparities  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -115,7 +117,8 @@ def throughput(pairs: int, workers: list[int]) -> str:
             before = bare_sgbm_seconds(root, pairs)
             start_cpu = cpu_seconds()
             summary = compute_hints(
-                root, lines, root / "hints", HEIGHT, WIDTH, workers=count, overwrite=True, progress=False
+                DataConfig(data_path=str(root)), lines, root / "hints", HintSettings(HEIGHT, WIDTH, BLOCK_SIZES, NUM_DISPARITIES),
+                workers=count, overwrite=True, progress=False,
             )
             cpu_per_pair = (cpu_seconds() - start_cpu) / pairs
             after = bare_sgbm_seconds(root, pairs)

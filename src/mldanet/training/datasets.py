@@ -30,7 +30,7 @@ def build_datasets(config: Config, split_file: str | None = None) -> tuple[Frame
     frame_ids = config.train.frame_ids
     stereo = STEREO in frame_ids
     if config.uses_hints and not data.hints_dir and not cls.hints_required:
-        why = f"was given no --hints-dir (`mldanet hints --dataset {cls.name}` computes them)" if cls.has_hints else (
+        why = f"was given no --hints-dir (`mldanet hints --dataset {cls.name}` computes them)" if cls.has_hints() else (
             "has no depth hints"
         )
         logger.warning("the %s dataset %s: training without depth hints (loss.use_hints=false)", cls.name, why)
