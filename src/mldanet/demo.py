@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from mldanet.config import Config, DataConfig, config_from_dict, load_preset
-from mldanet.data.base import FrameDataset, compute_hints
+from mldanet.data.base import FrameDataset, compute_hints, dataset_class
 from mldanet.data.ground_truth import benchmark_depth_path, load_benchmark_depth
 from mldanet.data.npy import load_npy
 from mldanet.data.splits import parse_split_line, read_split_lines
@@ -236,6 +236,7 @@ def prepare_data(out: Path, settings: DemoSettings, seed: int, clock: StageClock
         write_synthetic_drives(
             root, drives=settings.drives, frames=settings.frames, seed=seed, width=settings.render_width,
             height=settings.render_height, workers=settings.workers, img_ext=".jpg",
+            layout=dataset_class(DEMO_DATASET).synth_layout,
         )
     splits_dir = root / "splits"
     train_lines, test_lines = demo_split(splits_dir)

@@ -22,6 +22,11 @@ MODULE = '''
 import numpy as np
 
 from mldanet.data.base import FrameDataset
+from mldanet.data.folder import FolderDataset
+
+
+class Sequences(FolderDataset):
+    """The folder layout under the user's own name."""
 
 
 class Strips(FrameDataset):
@@ -108,3 +113,19 @@ def test_a_wrong_module_or_class_is_one_line_naming_it(strips, tmp_path, capsys,
     ):
         assert cli.main(argv) == 2
         assert capsys.readouterr().err.strip() == f"mldanet {argv[0]}: error: {message}"
+
+
+def test_synth_writes_the_layout_a_users_dataset_names(strips, tmp_path, capsys):
+    out = tmp_path / "drives"
+    assert cli.main(["synth", "--layout", "strips_ext:Sequences", "--out", str(out), "--drives", "1", "--frames", "3",
+                     "--width", "64", "--height", "32", "--workers", "1", "--no-progress"]) == 0
+    # a FolderDataset subclass names the folder layout: frames, right/ images, depth/ maps, camera.yaml
+    assert sorted(p.name for p in (out / "drive_0001" / "depth").iterdir()) == [f"{i:010d}.npy" for i in range(3)]
+    assert (out / "drive_0001" / "right" / "0000000002.jpg").is_file() and (out / "camera.yaml").is_file()
+    capsys.readouterr()
+    assert cli.main(["synth", "--layout", "strips_ext:Strips", "--out", str(tmp_path / "x"), "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "mldanet synth: error: --layout strips_ext:Strips: the strips_ext:Strips dataset has no synthetic layout "
+        "(its synth_layout is '', not one of kitti, folder)"
+    )
+    assert not (tmp_path / "x").exists()

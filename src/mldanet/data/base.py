@@ -161,6 +161,7 @@ class FrameDataset(Dataset):
     folder_kind: ClassVar[str] = "sequence folder"  # what errors call the folder a line names
     hints_required: ClassVar[bool] = False  # S/MS without --hints-dir is an error (else: trains without hints)
     ground_truth_kind: ClassVar[str] = "depth maps"  # what evaluate's report calls the dataset's own ground truth
+    synth_layout: ClassVar[str] = ""  # the mldanet.synth.layouts layout `mldanet synth --layout NAME` writes; "": none
     stereo_baseline: float = 0.0  # metres between the cameras of a stereo pair (the metric scale of S/MS); 0: none
 
     def __init__(
@@ -481,7 +482,7 @@ OPTIONAL_HOOKS = (
     "stereo_baseline", "eigen_crop", "hints_required", "folder_kind", "ground_truth_kind",
     "options", "prepare", "read_split_file", "split_lines", "evaluation_splits", "test_lines", "test_eigen_crop",
     "ground_truth_files", "ground_truth", "lines_with_ground_truth", "gt_size", "hint_name", "hint_record",
-    "trained_camera",
+    "trained_camera", "synth_layout",
 )
 
 # ---------------------------------------------------------------------------------- the registry

@@ -312,6 +312,7 @@ class FolderDataset(FrameDataset):
     """Image sequences in folders, with a camera file (see the module docstring); the left image is the target."""
 
     folder_kind = "sequence folder"
+    synth_layout = "folder"
 
     def __init__(self, *args, intrinsics: str | Path = "", **kwargs):
         self.intrinsics_file = intrinsics

@@ -33,6 +33,7 @@ class KittiRawDataset(FrameDataset):
     hints_required = True  # the paper's recipe: a KITTI run without hints is asked for by name
     folder_kind = "drive folder"
     ground_truth_kind = "velodyne"
+    synth_layout = "kitti"
     stereo_baseline = BASELINE
 
     @classmethod
