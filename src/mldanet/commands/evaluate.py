@@ -75,14 +75,13 @@ def warn_if_trained_on(checkpoint: str, lines: list[str]) -> None:
 
 
 def evaluation_data(args: argparse.Namespace, trained: DataConfig | None) -> DataConfig:
-    """The dataset ``evaluate`` reads: ``--dataset`` (default: the checkpoint's, else kitti) at
-    ``--data-path``, with the ``trained`` checkpoint's other data settings and ``--split``/``--splits-dir``."""
+    """The dataset whose test lines ``evaluate`` scores: ``--dataset`` (default: the checkpoint's, else
+    kitti) at ``--data-path``, with ``--split``/``--splits-dir`` and the ``trained`` checkpoint's
+    other data settings (a folder's frame step and val_every make its generated test list)."""
     args.dataset = args.dataset or (trained.dataset if trained is not None else "kitti")
-    trained = trained or DataConfig()
-    intrinsics = args.intrinsics or (trained.intrinsics if trained.dataset == args.dataset else "")
     return replace(
-        trained, dataset=args.dataset, data_path=args.data_path or "", split=args.split,
-        splits_dir=args.splits_dir or "", img_ext=args.img_ext or trained.img_ext, intrinsics=intrinsics,
+        trained or DataConfig(), dataset=args.dataset, data_path=args.data_path or "", split=args.split,
+        splits_dir=args.splits_dir or "",
     )
 
 
@@ -119,7 +118,7 @@ def evaluate_on_test_lines(
         args.checkpoint, args.data_path, lines, gt.maps if gt is not None else None, scaling=args.scaling,
         post_process=args.post_process, batch_size=args.batch_size, device=args.device, img_ext=args.img_ext,
         num_workers=workers(args), eigen_crop=eigen_crop, benchmark_dir=args.benchmark_dir, source=split_path,
-        gt_source=args.gt, dataset=args.dataset, intrinsics=data.intrinsics,
+        gt_source=args.gt, dataset=args.dataset, intrinsics=args.intrinsics or "",
     )
 
 
