@@ -122,7 +122,18 @@ def test_synth_writes_the_layout_a_users_dataset_names(strips, tmp_path, capsys)
     # a FolderDataset subclass names the folder layout: frames, right/ images, depth/ maps, camera.yaml
     assert sorted(p.name for p in (out / "drive_0001" / "depth").iterdir()) == [f"{i:010d}.npy" for i in range(3)]
     assert (out / "drive_0001" / "right" / "0000000002.jpg").is_file() and (out / "camera.yaml").is_file()
+    # and its hints, where the inherited hint_name says: the one frame with both neighbours
+    assert cli.main(["hints", "--dataset", "strips_ext:Sequences", "--data-path", str(out), "--out", str(tmp_path / "h"),
+                     "--width", "64", "--height", "32", "--block-sizes", "1", "--num-disparities", "16",
+                     "--workers", "1"]) == 0
+    assert [p.relative_to(tmp_path / "h").as_posix() for p in (tmp_path / "h").rglob("*.npy")] == ["drive_0001/0000000001.npy"]
     capsys.readouterr()
+    assert cli.main(["hints", "--dataset", "strips_ext:Strips", "--data-path", str(out), "--split", "x",
+                     "--out", str(tmp_path / "h")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "mldanet hints: error: --dataset strips_ext:Strips: the strips_ext:Strips dataset has no depth hints "
+        "(its class defines no hint_name)"
+    )
     assert cli.main(["synth", "--layout", "strips_ext:Strips", "--out", str(tmp_path / "x"), "--no-progress"]) == 2
     assert capsys.readouterr().err.strip() == (
         "mldanet synth: error: --layout strips_ext:Strips: the strips_ext:Strips dataset has no synthetic layout "

@@ -112,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
 
 def compute(args: argparse.Namespace, shard: Shard | None = None) -> int:
     cls = dataset_class(args.dataset)
+    if not cls.has_hints():
+        raise ValueError(f"--dataset {args.dataset}: the {cls.name} dataset has no depth hints (its class defines no hint_name)")
     if cls.uses_split_folders() and not (args.split or args.split_file):
         raise ValueError(f"give --split NAME or --split-file FILE: the {args.dataset} lines to compute hints for")
     if args.split and not cls.uses_split_folders():

@@ -9,10 +9,13 @@ the intrinsics of every loss scale, the stereo transform, and hint loading. The 
 original colours, the networks the jittered copies; a flip mirrors every frame, the hint and the
 ground truth, and negates the stereo baseline.
 
-Subclasses register under a name (:func:`register_dataset`); :func:`build_dataset` makes the
-one ``data.dataset`` names. Hints saved at another size are resized to H×W with nearest
-neighbour (depths in training units do not depend on the resolution), with one warning; a hint
-whose aspect ratio is not its image's was computed for other images and is refused.
+A subclass defines three hooks (:data:`REQUIRED_HOOKS`) and any of the optional ones
+(:data:`OPTIONAL_HOOKS`, each with a default). ``data.dataset`` names it by a registered name
+(:func:`register_dataset`) or as ``MODULE:CLASS`` (:func:`dataset_class`); :func:`build_dataset`
+makes it, :func:`compute_hints` computes its depth hints. Hints saved at another size are
+resized to H×W with nearest neighbour (depths in training units do not depend on the
+resolution), with one warning; a hint whose aspect ratio is not its image's was computed for
+other images and is refused.
 """
 
 from __future__ import annotations
