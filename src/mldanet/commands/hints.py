@@ -110,8 +110,8 @@ def run(args: argparse.Namespace) -> int:
         return compute(args, shard)
 
 
-def compute(args: argparse.Namespace, shard: Shard | None = None) -> int:
-    cls = dataset_class(args.dataset)
+def check_dataset_flags(cls: type[FrameDataset], args: argparse.Namespace) -> None:
+    """Refuse, by name, a dataset without hints and a --split that its layout does not have or needs."""
     if not cls.has_hints():
         raise ValueError(f"--dataset {args.dataset}: the {cls.name} dataset has no depth hints (its class defines no hint_name)")
     if cls.uses_split_folders() and not (args.split or args.split_file):
@@ -119,6 +119,11 @@ def compute(args: argparse.Namespace, shard: Shard | None = None) -> int:
     if args.split and not cls.uses_split_folders():
         raise ValueError(f"--split names a split folder; the {args.dataset} dataset's lines come from its own split "
                          "files or --split-file")
+
+
+def compute(args: argparse.Namespace, shard: Shard | None = None) -> int:
+    cls = dataset_class(args.dataset)
+    check_dataset_flags(cls, args)
     data = DataConfig(
         dataset=args.dataset, data_path=args.data_path, split=args.split or "", splits_dir=args.splits_dir or "",
         img_ext=args.img_ext, skip_missing=args.skip_missing, intrinsics=args.intrinsics, frame_step=args.frame_step,
