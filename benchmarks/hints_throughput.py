@@ -28,7 +28,9 @@ import numpy as np
 from benchmarks.results import write_section
 
 from mldanet.data.images import load_image, resize_image
-from mldanet.data.depth_hints import compute_hints
+from mldanet.config import DataConfig
+from mldanet.data.base import compute_hints
+from mldanet.data.depth_hints import HintSettings
 from mldanet.sgm import BLOCK_SIZES, NUM_DISPARITIES, fused_sgm_depth, sgbm_disparities
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,7 +115,8 @@ def throughput(pairs: int, workers: list[int]) -> str:
             before = bare_sgbm_seconds(root, pairs)
             start_cpu = cpu_seconds()
             summary = compute_hints(
-                root, lines, root / "hints", HEIGHT, WIDTH, workers=count, overwrite=True, progress=False
+                DataConfig(data_path=str(root)), lines, root / "hints", HintSettings(HEIGHT, WIDTH, BLOCK_SIZES, NUM_DISPARITIES),
+                workers=count, overwrite=True, progress=False,
             )
             cpu_per_pair = (cpu_seconds() - start_cpu) / pairs
             after = bare_sgbm_seconds(root, pairs)

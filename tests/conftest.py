@@ -46,7 +46,7 @@ def synthetic_kitti_sample(root: Path) -> Path:
     import shutil
 
     from mldanet.synth import write_synthetic_drives
-    from mldanet.synth.writer import DATE, drive_folder
+    from mldanet.synth.layouts import DATE, drive_folder
 
     rendered = root / "rendered"
     # at the real frame's size (1241×376), which tests of size checks spell out

@@ -13,7 +13,9 @@ import pytest
 from mldanet import cli
 from mldanet.data import depth_hints as hints
 from mldanet.data.kitti_raw import KittiRawDataset
-from mldanet.data.depth_hints import compute_hints
+from mldanet.config import DataConfig
+from mldanet.data.base import compute_hints
+from mldanet.data.depth_hints import HintSettings
 from mldanet.data.kitti import hint_path
 from mldanet.sgm import (
     StereoWarpError,
@@ -171,15 +173,8 @@ def test_hints_command_end_to_end_with_two_workers(kitti_sample, tmp_path, capsy
     stamp = hint_path(out, FOLDER, 1, "l").stat().st_mtime_ns
 
     summary = compute_hints(
-        root,
-        split.read_text().split("\n")[:3],
-        out,
-        96,
-        320,
-        workers=2,
-        block_sizes=(1, 3),
-        num_disparities=(16, 32),
-        progress=False,
+        DataConfig(data_path=str(root)), split.read_text().split("\n")[:3], out, HintSettings(96, 320, (1, 3), (16, 32)),
+        workers=2, progress=False,
     )
     assert (summary.pairs_done, summary.pairs_skipped) == (0, 2)
     assert hint_path(out, FOLDER, 1, "l").stat().st_mtime_ns == stamp
@@ -203,13 +198,7 @@ def test_interrupted_write_leaves_no_file(kitti_sample, tmp_path, monkeypatch):
     monkeypatch.setattr(hints.np, "save", failing_save)
     with pytest.raises(OSError, match="disk full"):
         compute_hints(
-            root,
-            [f"{FOLDER} 1 l"],
-            tmp_path / "hints",
-            96,
-            320,
-            block_sizes=(1,),
-            num_disparities=(16,),
+            DataConfig(data_path=str(root)), [f"{FOLDER} 1 l"], tmp_path / "hints", HintSettings(96, 320, (1,), (16,)),
             progress=False,
         )
     # only the settings record, written before any hint, remains
@@ -338,7 +327,7 @@ def test_a_damaged_settings_file_is_named(kitti_sample, tmp_path, capsys):
 
 def test_disparity_ranges_wider_than_the_hints_name_both_flags(tmp_path):
     with pytest.raises(ValueError, match=r"--num-disparities 96 must be below the hint width \(--width 96\)"):
-        hints.compute_hints(tmp_path, [], tmp_path / "hints", height=32, width=96, num_disparities=(64, 96))
+        compute_hints(DataConfig(data_path=str(tmp_path)), [], tmp_path / "hints", HintSettings(32, 96, (1,), (64, 96)))
 
 
 def test_hints_into_a_folder_another_process_is_writing_are_refused(kitti_sample, tmp_path, capsys):

@@ -44,7 +44,7 @@ FORBIDDEN = {
 }
 # torch-free modules: hint worker processes and the renderer import them
 TORCH_FREE = ("mldanet.sgm", "mldanet.data.depth_hints", "mldanet.data.kitti", "mldanet.units", "mldanet.synth",
-              "mldanet.run_dir")
+              "mldanet.synth.layouts", "mldanet.run_dir")
 
 
 def modules() -> dict[str, Path]:

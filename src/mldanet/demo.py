@@ -20,18 +20,19 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from mldanet.config import Config, config_from_dict, load_preset
-from mldanet.data.base import FrameDataset
+from mldanet.config import Config, DataConfig, config_from_dict, load_preset
+from mldanet.data.base import FrameDataset, compute_hints, dataset_class
 from mldanet.data.ground_truth import benchmark_depth_path, load_benchmark_depth
 from mldanet.data.npy import load_npy
 from mldanet.data.splits import parse_split_line, read_split_lines
 from mldanet.units import metric_scale
 from mldanet.data.kitti import BASELINE
-from mldanet.data.depth_hints import compute_hints
+from mldanet.data.depth_hints import HintSettings
 from mldanet.report import Flatness, measure_flatness, plot_figures, verdict, write_report
 
 STEREO_FACTOR = metric_scale(BASELINE)
 DEMO_SPLIT = "synth_demo"
+DEMO_DATASET = "kitti"  # the layout the demo renders its drives in
 
 
 @dataclass
@@ -233,8 +234,9 @@ def prepare_data(out: Path, settings: DemoSettings, seed: int, clock: StageClock
     root, hints_dir = out / "kitti", out / "hints"
     with clock.stage("synth: render the drives"):
         write_synthetic_drives(
-            root, drives=settings.drives, frames=settings.frames, seed=seed,
-            width=settings.render_width, height=settings.render_height, workers=settings.workers, img_ext=".jpg",
+            root, drives=settings.drives, frames=settings.frames, seed=seed, width=settings.render_width,
+            height=settings.render_height, workers=settings.workers, img_ext=".jpg",
+            layout=dataset_class(DEMO_DATASET).synth_layout,
         )
     splits_dir = root / "splits"
     train_lines, test_lines = demo_split(splits_dir)
@@ -243,10 +245,11 @@ def prepare_data(out: Path, settings: DemoSettings, seed: int, clock: StageClock
     with clock.stage("hints: fused SGM"):
         # the drives were just rendered anew (another seed or size renders other images), so hints
         # an earlier demo left in this folder are never reused
+        hint_settings = HintSettings(
+            settings.hint_height, settings.hint_width, settings.hint_block_sizes, settings.hint_num_disparities
+        )
         compute_hints(
-            root, train_lines + grid_lines, hints_dir, height=settings.hint_height, width=settings.hint_width,
-            workers=settings.workers, img_ext=".jpg", block_sizes=settings.hint_block_sizes,
-            num_disparities=settings.hint_num_disparities, overwrite=True,
+            drive_data(root), train_lines + grid_lines, hints_dir, hint_settings, workers=settings.workers, overwrite=True
         )
 
     with clock.stage("ground truth: Velodyne -> depth maps"):
@@ -281,11 +284,15 @@ def score_boundaries(pred_disps: list[np.ndarray], data: DemoData, stereo_factor
 def drive_frames(root: Path, lines: list[str], hints_dir: Path | None = None, height: int = 64, width: int = 192) -> FrameDataset:
     """The target frames of ``lines`` as training and evaluation read the drives (the KITTI dataset
     class: images, ground truth, hints), at ``height``×``width``."""
-    from mldanet.config import DataConfig
     from mldanet.data.base import build_dataset
 
-    data = DataConfig(dataset="kitti", data_path=str(root), height=height, width=width, img_ext=".jpg")
+    data = drive_data(root, height, width)
     return build_dataset(data, lines, (0,), train=False, source=root / "splits" / DEMO_SPLIT, hints_dir=hints_dir)
+
+
+def drive_data(root: Path, height: int = 64, width: int = 192) -> DataConfig:
+    """The rendered drives as a dataset config: the KITTI raw layout ``synth`` writes, at ``height``×``width``."""
+    return DataConfig(dataset=DEMO_DATASET, data_path=str(root), height=height, width=width, img_ext=".jpg")
 
 
 def ground_truth(frames: FrameDataset) -> list[np.ndarray]:

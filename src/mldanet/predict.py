@@ -53,9 +53,8 @@ import torch
 from tqdm import tqdm
 
 from mldanet.config import Config
-from mldanet.data.folder import CAMERA_FILE, DEPTH_FOLDER, FRAME_SUFFIXES, RIGHT_FOLDER, Camera, read_camera_file
-from mldanet.data.ground_truth import EVAL_SIZE
-from mldanet.data.kitti import NORMALISED_K
+from mldanet.data.base import trained_camera
+from mldanet.data.folder import DEPTH_FOLDER, FRAME_SUFFIXES, RIGHT_FOLDER, Camera, read_camera_file
 from mldanet.data.video import VIDEO_EXTENSIONS, video_frame_count, video_frames
 from mldanet.pointcloud import DEFAULT_HFOV_DEGREES, default_intrinsics, depth_to_points, pixel_intrinsics, write_ply
 
@@ -257,26 +256,15 @@ class CloudCamera:
 
 def cloud_camera(config: Config, intrinsics: str | Path | None = None) -> CloudCamera:
     """The camera of ``--intrinsics`` (a camera file, :func:`mldanet.data.folder.read_camera_file`), else
-    the checkpoint's: KITTI's normalised K for ``data.dataset=kitti``, the run's camera file for
-    ``folder`` (``data.intrinsics`` or ``<data_path>/camera.yaml``) when it is still there."""
+    the checkpoint's, as its dataset tells it (:meth:`mldanet.data.base.FrameDataset.trained_camera`:
+    KITTI's normalised K, a folder run's camera file when it is still there)."""
     if intrinsics:
         camera = read_camera_file(intrinsics)
         return CloudCamera(camera.normalised_K, camera.image_size, f"camera file {camera.path}", given=camera)
-    dataset = config.data.dataset
-    if dataset == "kitti":
-        return CloudCamera(NORMALISED_K, (EVAL_SIZE[1], EVAL_SIZE[0]), "KITTI's (data.dataset=kitti)")
-    if dataset == "folder":
-        if config.data.intrinsics or config.data.data_path:
-            path = Path(config.data.intrinsics or Path(config.data.data_path) / CAMERA_FILE)
-            if path.is_file():
-                camera = read_camera_file(path)
-                return CloudCamera(camera.normalised_K, camera.image_size, f"the run's camera file {camera.path}")
-            why = f"the camera file it was trained with, {path}, is not here"
-        else:
-            why = "its config names no camera file"
-    else:
-        why = f"predict knows no camera of data.dataset={dataset}"
-    return CloudCamera(None, (0, 0), "none", unknown=f"the checkpoint's camera is unknown ({why})")
+    trained = trained_camera(config.data)
+    if trained.normalised_K is None:
+        return CloudCamera(None, (0, 0), "none", unknown=f"the checkpoint's camera is unknown ({trained.unknown})")
+    return CloudCamera(trained.normalised_K, trained.image_size, f"{trained.source} (data.dataset={config.data.dataset})")
 
 
 def iter_frames(sources: Sequence[_Source], every: int, failed: list[tuple[str, str]]) -> Iterator[tuple[str, np.ndarray]]:

@@ -8,7 +8,17 @@ import numpy as np
 import pytest
 
 from mldanet.config import Config, DataConfig
-from mldanet.data.base import DATASETS, FrameDataset, build_dataset, dataset_class, dataset_names, register_dataset
+from mldanet.data.base import (
+    DATASETS,
+    OPTIONAL_HOOKS,
+    REQUIRED_HOOKS,
+    FrameDataset,
+    build_dataset,
+    dataset_class,
+    dataset_names,
+    overrides,
+    register_dataset,
+)
 from mldanet.units import metric_scale
 
 
@@ -76,7 +86,30 @@ def test_build_dataset_names_a_missing_data_path():
 def test_every_registered_dataset_implements_the_interface(name):
     cls = dataset_class(name)
     assert cls.name == name and issubclass(cls, FrameDataset)
-    for method in ("parse_line", "frame_path", "normalised_K", "ground_truth_files", "ground_truth", "split_lines"):
-        defined_by = next(klass for klass in cls.__mro__ if method in klass.__dict__)
-        assert defined_by is not FrameDataset, f"{name} does not implement {method}"
-    assert cls.has_hints and cls.hints_required == (name == "kitti")  # KITTI runs without hints are asked for by name
+    for method in (*REQUIRED_HOOKS, "ground_truth_files", "ground_truth", "hint_name"):
+        assert overrides(cls, method), f"{name} does not implement {method}"
+    assert cls.has_hints() and cls.hints_required == (name == "kitti")  # KITTI runs without hints are asked for by name
+    assert cls.uses_split_folders() == (name == "kitti")  # a folder makes its own splits
+
+
+def test_the_required_hooks_are_the_three_that_raise():
+    """Every other hook has a default: a dataset of the three alone builds (see test_a_new_dataset_in_a_few_lines)."""
+    assert REQUIRED_HOOKS == ("parse_line", "frame_path", "normalised_K")
+    assert not set(REQUIRED_HOOKS) & set(OPTIONAL_HOOKS)
+    for hook in (*REQUIRED_HOOKS, *OPTIONAL_HOOKS):
+        assert hasattr(FrameDataset, hook), hook
+
+
+def test_architecture_lists_exactly_the_hooks():
+    text = (Path(__file__).resolve().parents[2] / "docs" / "ARCHITECTURE.md").read_text()
+    section = text.split("### Dataset hooks")[1].split("\n#")[0]
+    listed = {kind: [] for kind in ("required", "optional")}
+    kind = None
+    for line in section.splitlines():
+        if line.startswith("Required"):
+            kind = "required"
+        elif line.startswith("Optional"):
+            kind = "optional"
+        elif line.startswith("- `") and kind:
+            listed[kind].append(line[3:].split("`")[0].split("(")[0])
+    assert listed == {"required": list(REQUIRED_HOOKS), "optional": list(OPTIONAL_HOOKS)}

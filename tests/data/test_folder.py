@@ -29,7 +29,7 @@ from mldanet.data.folder import (
 from mldanet.data.ground_truth import calib_dir, generate_depth_map, velodyne_path
 from mldanet.data.kitti_raw import KittiRawDataset
 from mldanet.synth import write_synthetic_drives
-from mldanet.synth.writer import DATE, drive_folder, sequence_folder
+from mldanet.synth.layouts import DATE, drive_folder, sequence_folder
 
 SIZE = {"drives": 2, "frames": 8, "seed": 5, "width": 320, "height": 96}
 

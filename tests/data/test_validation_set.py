@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from torch.utils.data import DataLoader
 
-from mldanet.config import config_from_dict
+from mldanet.config import DataConfig, config_from_dict
 from mldanet.data.kitti import hint_path
-from mldanet.data.depth_hints import compute_hints
+from mldanet.data.base import compute_hints
+from mldanet.data.depth_hints import HintSettings
 from mldanet.synth import write_synthetic_drives
 from mldanet.training.datasets import build_datasets
 from mldanet.types import collate_samples
@@ -25,7 +26,7 @@ def test_validation_builds_and_iterates_without_hints(tmp_path):
     write_lines(splits / "demo" / "train_files.txt", train_lines)
     write_lines(splits / "demo" / "val_files.txt", val_lines)
     hints_dir = tmp_path / "hints"
-    compute_hints(drives.root, train_lines, hints_dir, height=48, width=160, block_sizes=(1,), num_disparities=(16,),
+    compute_hints(DataConfig(data_path=str(drives.root)), train_lines, hints_dir, HintSettings(48, 160, (1,), (16,)),
                   progress=False)
     assert not hint_path(hints_dir, drive, 2, "l").exists()
     config = config_from_dict({

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from mldanet.cli import main
-from mldanet.synth.writer import DATE
+from mldanet.synth.layouts import DATE
 
 
 def test_synth_command_writes_a_loadable_drive(tmp_path, capsys):

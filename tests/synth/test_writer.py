@@ -11,7 +11,7 @@ import pytest
 
 from mldanet.synth import make_drive, write_synthetic_drives
 from mldanet.synth.rig import BASELINE, Intrinsics
-from mldanet.synth.writer import DATE, split_lines
+from mldanet.synth.layouts import DATE, split_lines
 
 from .conftest import TINY
 from .test_velodyne import read_calib

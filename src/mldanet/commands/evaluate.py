@@ -6,11 +6,14 @@ import argparse
 import sys
 import json
 import typing
+from dataclasses import replace
 from pathlib import Path
 
-from mldanet.config import DeviceChoice, ImageExt
+from mldanet.config import DataConfig, DeviceChoice, ImageExt
+from mldanet.data.base import FrameDataset, dataset_class, dataset_help
+from mldanet.data.ground_truth import GroundTruth
 from mldanet.evaluation.evaluate import (
-    BENCHMARK_SPLIT,
+    EvalResult,
     check_gt_lines,
     check_pred_aspects,
     check_pred_disps_split,
@@ -20,6 +23,7 @@ from mldanet.evaluation.evaluate import (
 from mldanet.evaluation.boundaries import format_boundary_row
 from mldanet.evaluation.protocol import SCALINGS, evaluate_disparities, format_metrics_row
 from mldanet.paths import require_dir, require_writable_file
+from mldanet.types import FrameId
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,8 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--pred-disps", help="N×h×w scaled disparities (.npy) instead of a checkpoint; needs --gt and --scaling")
     parser.add_argument("--data-path", help="the dataset's root (with --checkpoint): KITTI raw, or your folder of sequences")
     parser.add_argument("--dataset",
-                        help="layout of --data-path (default: the checkpoint's): kitti or folder (sequences, camera.yaml and depth/ maps: "
-                             "the test list, or the frames training held out, scored against the depth maps)")
+                        help=f"layout of --data-path (default: the checkpoint's): {dataset_help()}; folder: sequences, "
+                             "camera.yaml and depth/ maps (the test list, or the frames training held out, scored "
+                             "against the depth maps)")
     parser.add_argument("--intrinsics", help="--dataset folder: the camera file (default: the checkpoint's, else "
                                              "DATA/camera.yaml)")
     parser.add_argument("--split", default="eigen", help="split whose test_files.txt is evaluated (default: eigen)")
@@ -69,6 +74,54 @@ def warn_if_trained_on(checkpoint: str, lines: list[str]) -> None:
               f"(its {trained}; first: '{shared[0]}'): these numbers are not a held-out evaluation", file=sys.stderr)
 
 
+def evaluation_data(args: argparse.Namespace, trained: DataConfig | None) -> DataConfig:
+    """The dataset whose test lines ``evaluate`` scores: ``--dataset`` (default: the checkpoint's, else
+    kitti) at ``--data-path``, with ``--split``/``--splits-dir`` and the ``trained`` checkpoint's
+    other data settings (a folder's frame step and val_every make its generated test list)."""
+    args.dataset = args.dataset or (trained.dataset if trained is not None else "kitti")
+    return replace(
+        trained or DataConfig(), dataset=args.dataset, data_path=args.data_path or "", split=args.split,
+        splits_dir=args.splits_dir or "",
+    )
+
+
+def evaluate_pred_disps(args: argparse.Namespace, gt: GroundTruth, eigen_crop: bool) -> EvalResult:
+    """The metrics of ``--pred-disps`` against ``--gt``, frame by frame."""
+    pred_disps = load_pred_disps(args.pred_disps)
+    if len(pred_disps) != len(gt.maps):
+        raise ValueError(
+            f"{args.pred_disps} holds {len(pred_disps)} disparities but {args.gt} holds {len(gt.maps)} "
+            "ground-truth depth maps: they must be the same frames in the same order"
+        )
+    if args.split_file:
+        check_pred_disps_split(args.split_file, gt, len(pred_disps), args.gt)
+    check_pred_aspects(pred_disps, gt.maps, args.pred_disps, args.gt, gt.lines)
+    return evaluate_disparities(pred_disps, gt.maps, scaling=args.scaling, eigen_crop=eigen_crop)
+
+
+def evaluate_on_test_lines(
+    args: argparse.Namespace, cls: type[FrameDataset], data: DataConfig, frame_ids: tuple[FrameId, ...],
+    gt: GroundTruth | None, eigen_crop: bool,
+) -> EvalResult:
+    """The metrics of ``--checkpoint`` (trained with ``frame_ids``) on the dataset's test lines
+    (:meth:`FrameDataset.test_lines`), against ``--gt``, ``--benchmark-dir`` or the dataset's own ground truth."""
+    lines, split_path = cls.test_lines(data, args.split_file, frame_ids)
+    if gt is not None and len(gt.maps) != len(lines):
+        raise ValueError(
+            f"{args.gt} holds {len(gt.maps)} ground-truth depth maps but {split_path} lists {len(lines)} "
+            "test frames: export the ground truth from the same split (mldanet export-gt)"
+        )
+    if gt is not None and gt.lines is not None:
+        check_gt_lines(gt.lines, lines, args.gt, split_path)
+    warn_if_trained_on(args.checkpoint, lines)
+    return evaluate_checkpoint(
+        args.checkpoint, args.data_path, lines, gt.maps if gt is not None else None, scaling=args.scaling,
+        post_process=args.post_process, batch_size=args.batch_size, device=args.device, img_ext=args.img_ext,
+        num_workers=workers(args), eigen_crop=eigen_crop, benchmark_dir=args.benchmark_dir, source=split_path,
+        gt_source=args.gt, dataset=args.dataset, intrinsics=args.intrinsics or "",
+    )
+
+
 def workers(args: argparse.Namespace) -> int:
     from mldanet.device import fitted_workers
 
@@ -79,17 +132,16 @@ def run(args: argparse.Namespace) -> int:
     # every path first: an unwritable --json found after an hour of evaluation loses the result
     if args.json:
         require_writable_file(args.json, "--json file")
+    if args.checkpoint and not args.data_path:
+        raise ValueError("--checkpoint needs --data-path (the dataset's root: KITTI raw, or your folder)")
+    trained = None
     if args.checkpoint:
-        if not args.data_path:
-            raise ValueError("--checkpoint needs --data-path (the dataset's root: KITTI raw, or your folder)")
-        require_dir(args.data_path, "data path")
-        from mldanet.data.base import dataset_class
         from mldanet.models.checkpoint import read_checkpoint_config
 
-        if args.dataset is None:  # the layout the checkpoint was trained on
-            args.dataset = read_checkpoint_config(args.checkpoint).data.dataset
-        dataset_class(args.dataset)
-    args.dataset = args.dataset or "kitti"
+        require_dir(args.data_path, "data path")
+        trained = read_checkpoint_config(args.checkpoint)
+    data = evaluation_data(args, trained.data if trained is not None else None)
+    cls = dataset_class(data.dataset)
     if args.benchmark_dir:
         require_dir(args.benchmark_dir, "benchmark directory")
     if args.pred_disps:
@@ -101,58 +153,15 @@ def run(args: argparse.Namespace) -> int:
         from mldanet.data.ground_truth import read_gt_depths
 
         gt = read_gt_depths(args.gt)
-    gt_depths = gt.maps if gt is not None else None
-    kitti = args.dataset == "kitti"
-    eigen_crop = not args.no_eigen_crop and not (kitti and args.split == BENCHMARK_SPLIT and not args.split_file)
-    if args.pred_disps:
-        pred_disps = load_pred_disps(args.pred_disps)
-        if len(pred_disps) != len(gt_depths):
-            raise ValueError(
-                f"{args.pred_disps} holds {len(pred_disps)} disparities but {args.gt} holds {len(gt_depths)} "
-                "ground-truth depth maps: they must be the same frames in the same order"
-            )
-        if args.split_file:
-            check_pred_disps_split(args.split_file, gt, len(pred_disps), args.gt)
-        check_pred_aspects(pred_disps, gt_depths, args.pred_disps, args.gt, gt.lines)
-        result = evaluate_disparities(pred_disps, gt_depths, scaling=args.scaling, eigen_crop=eigen_crop)
+    external_gt = bool(args.gt or args.benchmark_dir)
+    eigen_crop = cls.test_eigen_crop(data, args.split_file, external_gt) and not args.no_eigen_crop
+    if trained is None:
+        result = evaluate_pred_disps(args, gt, eigen_crop)
         source = {"pred_disps": str(args.pred_disps)}
-    elif not kitti:
-        from mldanet.data.base import dataset_class
-
-        lines = dataset_class(args.dataset).read_split_file(args.split_file, None) if args.split_file else None
-        if gt_depths is not None and (lines is None or len(gt_depths) != len(lines)):
-            raise ValueError(f"--gt with --dataset {args.dataset} needs the --split-file of its frames, in its order")
-        if lines is not None:
-            warn_if_trained_on(args.checkpoint, lines)
-        result = evaluate_checkpoint(
-            args.checkpoint, args.data_path, lines, gt_depths, scaling=args.scaling, post_process=args.post_process,
-            batch_size=args.batch_size, device=args.device, img_ext=args.img_ext, num_workers=workers(args),
-            eigen_crop=False if args.no_eigen_crop else None, source=args.split_file or "<lines>", gt_source=args.gt,
-            dataset=args.dataset, intrinsics=args.intrinsics or "",
-        )
-        eigen_crop = result.eigen_crop
-        source = {"checkpoint": str(args.checkpoint), "dataset": args.dataset, "post_process": args.post_process}
     else:
-        from mldanet.data.splits import read_lines_file, resolve_split_path
-
-        if args.split == BENCHMARK_SPLIT and not args.split_file and not (args.gt or args.benchmark_dir):
-            raise ValueError(f"split {BENCHMARK_SPLIT} is scored on the annotated depth maps: give --gt or --benchmark-dir")
-        split_path = resolve_split_path(args.split_file or args.split, "test", args.splits_dir)
-        lines = read_lines_file(split_path)
-        if gt_depths is not None and len(gt_depths) != len(lines):
-            raise ValueError(
-                f"{args.gt} holds {len(gt_depths)} ground-truth depth maps but {split_path} lists {len(lines)} "
-                "test frames: export the ground truth from the same split (mldanet export-gt)"
-            )
-        if gt is not None and gt.lines is not None:
-            check_gt_lines(gt.lines, lines, args.gt, split_path)
-        warn_if_trained_on(args.checkpoint, lines)
-        result = evaluate_checkpoint(
-            args.checkpoint, args.data_path, lines, gt_depths, scaling=args.scaling, post_process=args.post_process,
-            batch_size=args.batch_size, device=args.device, img_ext=args.img_ext, num_workers=workers(args),
-            eigen_crop=eigen_crop, benchmark_dir=args.benchmark_dir, source=split_path, gt_source=args.gt,
-        )
-        source = {"checkpoint": str(args.checkpoint), "split": str(args.split_file or args.split), "post_process": args.post_process}
+        result = evaluate_on_test_lines(args, cls, data, trained.train.frame_ids, gt, eigen_crop)
+        source = {"checkpoint": str(args.checkpoint), "split": str(args.split_file or args.split),
+                  "dataset": args.dataset, "post_process": args.post_process}
 
     what = f"{result.count} frames, {result.scaling} scaling"
     if result.scaling == "stereo":
@@ -166,7 +175,8 @@ def run(args: argparse.Namespace) -> int:
     if result.boundary is not None:
         print(format_boundary_row(result.boundary))
     if args.json:
-        payload = {**result.to_dict(), **source, "gt": str(args.gt) if args.gt else ("velodyne" if kitti else "depth maps"), "eigen_crop": eigen_crop}
+        gt_name = str(args.gt) if args.gt else cls.ground_truth_kind
+        payload = {**result.to_dict(), **source, "gt": gt_name, "eigen_crop": eigen_crop}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
         print(f"wrote {args.json}")

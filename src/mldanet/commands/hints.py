@@ -6,28 +6,29 @@ import argparse
 import os
 import re
 import typing
+from pathlib import Path
 
-from mldanet.config import ImageExt
-from mldanet.data.depth_hints import HintSettings, HintsSummary, Shard, compute_hints, parse_shard, run_hint_jobs
-from mldanet.data.splits import read_split_lines
+from mldanet.config import DataConfig, ImageExt, TrainConfig
+from mldanet.data.base import FrameDataset, compute_hints, dataset_class, dataset_help
+from mldanet.data.depth_hints import HintSettings, Shard, parse_shard
 from mldanet.folder_lock import LOCK_NAME, FolderLock
 from mldanet.paths import require_writable_dir
 from mldanet.sgm import BLOCK_SIZES, NUM_DISPARITIES
-from mldanet.types import STEREO
+from mldanet.types import FrameId
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-path", required=True,
                         help="KITTI raw root (<root>/<date>/<drive>_sync/...), or your folder of sequences")
-    parser.add_argument("--dataset", choices=("kitti", "folder"), default="kitti",
-                        help="layout of --data-path (default kitti); folder: hints of the left frames that have a "
-                             "right/ image, saved as OUT/<sequence>/<frame>.npy")
+    parser.add_argument("--dataset", default="kitti",
+                        help=f"layout of --data-path: {dataset_help()} (default kitti); folder: hints of the left "
+                             "frames that have a right/ image, saved as OUT/<sequence>/<frame>.npy")
     parser.add_argument("--intrinsics", default="", help="--dataset folder: the camera file (default DATA/camera.yaml)")
     parser.add_argument("--mode", choices=("S", "MS"), default="MS",
                         help="--dataset folder without split files: the frames the training of this mode uses")
     parser.add_argument("--frame-step", type=int, default=1, help="--dataset folder: as train's --frame-step")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--split", help="KITTI split name: hints for its train and val lines")
+    source.add_argument("--split", help="split name (KITTI's split folders): hints for its train and val lines")
     source.add_argument("--split-file", help="any split file: hints for its lines")
     parser.add_argument("--splits-dir", help="folder of split folders (default: $MLDANET_SPLITS_DIR)")
     parser.add_argument("--out", required=True, help="hints directory (<out>/<date>/<drive>/image_0X/<frame>.npy)")
@@ -55,17 +56,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def split_lines_for_hints(split: str, splits_dir: str | None) -> list[str]:
-    """The train and val lines of ``split`` (whichever exist; at least one must)."""
+def hint_lines(
+    cls: type[FrameDataset], data: DataConfig, frame_ids: tuple[FrameId, ...]
+) -> tuple[list[str], str | Path]:
+    """The train and val lines of the dataset's split (whichever exist; at least one must), and the
+    first one's file."""
     lines: list[str] = []
+    sources: list[str | Path] = []
     for which in ("train", "val"):
         try:
-            lines += read_split_lines(split, which, splits_dir)
+            part, source = cls.split_lines(data, which, frame_ids)
         except FileNotFoundError as error:
             absent = error
+            continue
+        lines += part
+        sources.append(source)
     if not lines:
-        raise FileNotFoundError(f"split '{split}' has neither a train nor a val list ({absent})")
-    return lines
+        raise FileNotFoundError(f"split '{data.split}' has neither a train nor a val list ({absent})")
+    return lines, sources[0]
 
 
 SHARD_LOCK = re.compile(r"\.mldanet-shard-(\d+)-of-(\d+)\.lock")
@@ -94,36 +102,6 @@ def hints_folder_lock(out: str, shard: Shard | None) -> FolderLock:
     )
 
 
-def folder_hints(args: argparse.Namespace, shard: Shard | None = None) -> HintsSummary:
-    """Hints of a folder dataset's targets (its split files, or the ones training would generate)."""
-    from mldanet.config import DataConfig, TrainConfig
-    from mldanet.data.folder import FolderDataset
-
-    if args.split:
-        raise ValueError("--split names a KITTI split; a folder's lines come from DATA/splits or --split-file")
-    data = DataConfig(dataset="folder", data_path=args.data_path, intrinsics=args.intrinsics, frame_step=args.frame_step)
-    if args.split_file:
-        lines, source = FolderDataset.read_split_file(args.split_file, data), args.split_file
-    else:
-        frame_ids = TrainConfig(mode=args.mode).frame_ids
-        lines, source = FolderDataset.split_lines(data, "train", frame_ids)
-        lines += FolderDataset.split_lines(data, "val", frame_ids)[0]
-    if args.height <= 0 or args.width <= 0:
-        raise ValueError(f"hint size {args.height}×{args.width} must be positive")
-    dataset = FolderDataset(
-        args.data_path, lines, args.height, args.width, (0, STEREO), train=False, skip_missing=args.skip_missing,
-        source=source, intrinsics=args.intrinsics,
-    )
-    jobs = dataset.hint_jobs(args.out)
-    # over all jobs, not the shard's: every shard must record the same settings
-    layout = {"layout": "folder", "normalised_fx": sorted({job.normalised_fx for job in jobs})}
-    settings = HintSettings(args.height, args.width, tuple(args.block_sizes), tuple(args.num_disparities))
-    return run_hint_jobs(
-        jobs, args.out, settings, layout, workers=args.workers, overwrite=args.overwrite, skip_missing=args.skip_missing,
-        shard=shard,
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     # One writer per hints folder, or one per shard: two writing the same files would mix two sets
     # of settings in one folder (shards agree on the settings file and write disjoint files).
@@ -132,26 +110,31 @@ def run(args: argparse.Namespace) -> int:
         return compute(args, shard)
 
 
+def check_dataset_flags(cls: type[FrameDataset], args: argparse.Namespace) -> None:
+    """Refuse, by name, a dataset without hints and a --split that its layout does not have or needs."""
+    if not cls.has_hints():
+        raise ValueError(f"--dataset {args.dataset}: the {cls.name} dataset has no depth hints (its class defines no hint_name)")
+    if cls.uses_split_folders() and not (args.split or args.split_file):
+        raise ValueError(f"give --split NAME or --split-file FILE: the {args.dataset} lines to compute hints for")
+    if args.split and not cls.uses_split_folders():
+        raise ValueError(f"--split names a split folder; the {args.dataset} dataset's lines come from its own split "
+                         "files or --split-file")
+
+
 def compute(args: argparse.Namespace, shard: Shard | None = None) -> int:
-    if args.dataset == "folder":
-        print(folder_hints(args, shard))
-        return 0
-    if not (args.split or args.split_file):
-        raise ValueError("give --split NAME or --split-file FILE: the KITTI lines to compute hints for")
-    lines = read_split_lines(args.split_file) if args.split_file else split_lines_for_hints(args.split, args.splits_dir)
-    summary = compute_hints(
-        args.data_path,
-        lines,
-        args.out,
-        height=args.height,
-        width=args.width,
-        workers=args.workers,
-        overwrite=args.overwrite,
-        img_ext=args.img_ext,
-        block_sizes=tuple(args.block_sizes),
-        num_disparities=tuple(args.num_disparities),
-        skip_missing=args.skip_missing,
-        shard=shard,
+    cls = dataset_class(args.dataset)
+    check_dataset_flags(cls, args)
+    data = DataConfig(
+        dataset=args.dataset, data_path=args.data_path, split=args.split or "", splits_dir=args.splits_dir or "",
+        img_ext=args.img_ext, skip_missing=args.skip_missing, intrinsics=args.intrinsics, frame_step=args.frame_step,
     )
-    print(summary)
+    frame_ids = TrainConfig(mode=args.mode).frame_ids
+    if args.split_file:
+        lines, source = cls.read_split_file(args.split_file, data), args.split_file
+    else:
+        lines, source = hint_lines(cls, data, frame_ids)
+    settings = HintSettings(args.height, args.width, tuple(args.block_sizes), tuple(args.num_disparities))
+    print(compute_hints(
+        data, lines, args.out, settings, source=source, workers=args.workers, overwrite=args.overwrite, shard=shard,
+    ))
     return 0

@@ -27,8 +27,8 @@ from mldanet.paths import require_dir, require_writable_dir
 # --flag -> (config key, help). The flag's type and choices come from the key's declared type in
 # mldanet.config; a flag left unset keeps the preset's value.
 FLAGS: dict[str, tuple[str, str]] = {
-    "dataset": ("data.dataset", "layout of --data-path: kitti (KITTI raw, the default) or folder (your own sequences: "
-                                "a folder of frames per sequence and a camera file, see README)"),
+    "dataset": ("data.dataset", "layout of --data-path: {datasets}; kitti is KITTI raw (the default), folder your "
+                                "own sequences (a folder of frames per sequence and a camera file, see README)"),
     "data_path": ("data.data_path", "the dataset's root: KITTI raw, or the folder of your sequences"),
     "intrinsics": ("data.intrinsics", "--dataset folder: camera file with the 3×3 K in pixels and its image size "
                                       "(default DATA/camera.yaml; a sequence's own camera.yaml wins)"),
@@ -98,8 +98,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bar: print a plain line every --log-every steps instead "
                              "(step, loss, steps/s), for log files")
+    from mldanet.data.base import dataset_help
+
     for attr, (key, help_text) in FLAGS.items():
-        add_config_flag(parser, attr, key, help_text)
+        add_config_flag(parser, attr, key, help_text.format(datasets=dataset_help()))
 
 
 def resolve_config(args: argparse.Namespace, base: Config | None = None) -> Config:

@@ -9,10 +9,13 @@ the intrinsics of every loss scale, the stereo transform, and hint loading. The 
 original colours, the networks the jittered copies; a flip mirrors every frame, the hint and the
 ground truth, and negates the stereo baseline.
 
-Subclasses register under a name (:func:`register_dataset`); :func:`build_dataset` makes the
-one ``data.dataset`` names. Hints saved at another size are resized to H×W with nearest
-neighbour (depths in training units do not depend on the resolution), with one warning; a hint
-whose aspect ratio is not its image's was computed for other images and is refused.
+A subclass defines three hooks (:data:`REQUIRED_HOOKS`) and any of the optional ones
+(:data:`OPTIONAL_HOOKS`, each with a default). ``data.dataset`` names it by a registered name
+(:func:`register_dataset`) or as ``MODULE:CLASS`` (:func:`dataset_class`); :func:`build_dataset`
+makes it, :func:`compute_hints` computes its depth hints. Hints saved at another size are
+resized to H×W with nearest neighbour (depths in training units do not depend on the
+resolution), with one warning; a hint whose aspect ratio is not its image's was computed for
+other images and is refused.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import importlib
 import logging
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -29,10 +33,11 @@ import torch
 from torch.utils.data import Dataset
 
 from mldanet.data.augment import Augmentation, augmentation_rng, color_jitter, sample_augmentation
+from mldanet.data.depth_hints import HintJob, HintSettings, HintsSummary, Shard, check_settings, run_hint_jobs
 from mldanet.data.ground_truth import resize_depth_nearest
 from mldanet.data.images import load_image, read_image_size, resize_image
 from mldanet.data.npy import load_npy, npy_header
-from mldanet.data.splits import read_lines_file
+from mldanet.data.splits import read_lines_file, resolve_split_path
 from mldanet.units import TRAINING_BASELINE
 from mldanet.paths import require_dir
 from mldanet.types import STEREO, FrameId, Sample
@@ -98,6 +103,25 @@ def stereo_transform(side: str, flipped: bool) -> torch.Tensor:
     return transform
 
 
+@dataclass(frozen=True)
+class TrainedCamera:
+    """The camera a network trained on a dataset saw, as the run's config tells it.
+
+    normalised_K: 4×4 (row 0 ÷ width, row 1 ÷ height), None when unknown; image_size: the
+    (width, height) it is for; source: where it comes from, for messages; unknown: why there is none.
+    """
+
+    normalised_K: np.ndarray | None
+    image_size: tuple[int, int] = (0, 0)
+    source: str = ""
+    unknown: str = ""
+
+
+def overrides(cls: type, hook: str) -> bool:
+    """Whether ``cls`` replaces :class:`FrameDataset`'s ``hook`` (optional hooks say what a layout has)."""
+    return getattr(cls, hook).__code__ is not getattr(FrameDataset, hook).__code__
+
+
 class ExistenceCache:
     """``is_file`` via one directory listing per folder (tens of thousands of lines check fast)."""
 
@@ -123,21 +147,24 @@ class FrameDataset(Dataset):
     train:        flip and colour jitter (drawn from (seed, epoch, index), see :meth:`set_epoch`).
     load_gt:      depth_gt (metres, 0 = unknown), nearest-resized to :meth:`gt_size`.
     skip_missing: drop lines whose files are missing (listed in ``skipped``) instead of failing.
+    check_files:  look for every file a line needs (False: the caller reads them and says what is
+                  missing, as ``mldanet hints`` does per pair).
     source:       where ``lines`` come from (the split file), named by the errors about a line.
     frame_step:   temporal frame id k is the frame k·frame_step away (subsampling a fast camera).
 
     The frames of one sample must share one size: ``__getitem__`` refuses the sample, naming both files.
 
-    A subclass sets ``name`` and ``stereo_baseline`` and implements :meth:`parse_line`,
-    :meth:`frame_path`, :meth:`normalised_K`, :meth:`ground_truth_files`, :meth:`ground_truth`
-    and, to use hints, :meth:`hint_path`; :meth:`split_lines` finds a split's lines from the config.
+    A subclass implements three hooks, :meth:`parse_line`, :meth:`frame_path` and
+    :meth:`normalised_K`; the optional ones (``docs/ARCHITECTURE.md`` lists them) give it ground
+    truth, depth hints, a stereo baseline and its own split files.
     """
 
     name: ClassVar[str] = ""
     eigen_crop: ClassVar[bool] = False  # score validation inside the Garg/Eigen crop (KITTI's protocol)
     folder_kind: ClassVar[str] = "sequence folder"  # what errors call the folder a line names
-    has_hints: ClassVar[bool] = False  # whether `mldanet hints` computes depth hints for this layout
     hints_required: ClassVar[bool] = False  # S/MS without --hints-dir is an error (else: trains without hints)
+    ground_truth_kind: ClassVar[str] = "depth maps"  # what evaluate's report calls the dataset's own ground truth
+    synth_layout: ClassVar[str] = ""  # the mldanet.synth.layouts layout `mldanet synth --layout NAME` writes; "": none
     stereo_baseline: float = 0.0  # metres between the cameras of a stereo pair (the metric scale of S/MS); 0: none
 
     def __init__(
@@ -156,6 +183,7 @@ class FrameDataset(Dataset):
         seed: int = 0,
         source: str | Path = "<lines>",
         frame_step: int = 1,
+        check_files: bool = True,
     ):
         if 0 not in frame_ids:
             raise ValueError(f"frame_ids {tuple(frame_ids)} must include 0 (the target frame)")
@@ -195,7 +223,9 @@ class FrameDataset(Dataset):
                 first_missing = first_missing or (str(error), "")
                 continue
             folder = self.root / item[0]
-            absent = folder if not exists(folder) else next((p for p in self.required_files(item) if not exists(p)), None)
+            absent = None if not check_files else folder if not exists(folder) else next(
+                (p for p in self.required_files(item) if not exists(p)), None
+            )
             if absent is None:
                 self.lines.append(line.strip())
                 self.items.append(item)
@@ -227,11 +257,39 @@ class FrameDataset(Dataset):
             shape, _ = npy_header(first, "depth hint")
             self.note_hint_shape(shape, first, read_image_size(image), image)
 
-    # ------------------------------------------------------------------ what a subclass provides
+    # ------------------------------------------------------------------ required hooks
+    def parse_line(self, line: str, source: str | Path, lineno: int) -> Item:
+        """The target frame a split line names; a malformed line is a ValueError naming ``source`` and ``lineno``."""
+        raise NotImplementedError
+
+    def frame_path(self, item: Item, frame_id: FrameId) -> Path:
+        """The image of ``frame_id`` (0, a temporal offset already multiplied by the frame step, or "s")."""
+        raise NotImplementedError
+
+    def normalised_K(self, item: Item) -> np.ndarray:
+        """4×4 intrinsics as fractions of the image size (row 0 ÷ width, row 1 ÷ height)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ optional hooks
+    @classmethod
+    def options(cls, data: DataConfig) -> dict[str, object]:
+        """Constructor arguments of this dataset beyond the common ones, from the config."""
+        return {}
+
+    def prepare(self) -> None:
+        """Read what the layout needs before the lines are parsed (cameras, frame lists)."""
+
+    @classmethod
+    def read_split_file(cls, path: str | Path, data: DataConfig) -> list[str]:
+        """The lines of a split file (``--split-file``); their format is checked by :meth:`parse_line`."""
+        return read_lines_file(path, check=None)
+
     @classmethod
     def split_lines(cls, data: DataConfig, which: str, frame_ids: tuple[FrameId, ...]) -> tuple[list[str], str | Path]:
-        """The lines of split part ``which`` ("train" | "val" | "test") that ``data`` names, and their file."""
-        raise NotImplementedError
+        """The lines of split part ``which`` ("train" | "val" | "test") that ``data`` names, and their file:
+        by default ``<data.splits_dir>/<data.split>/<which>_files.txt`` (``data.split`` may be a file)."""
+        path = resolve_split_path(data.split, which, data.splits_dir or None)
+        return cls.read_split_file(path, data), path
 
     @classmethod
     def evaluation_splits(cls, data: DataConfig, frame_ids: tuple[FrameId, ...]) -> list[tuple[list[str], str | Path]]:
@@ -243,48 +301,77 @@ class FrameDataset(Dataset):
             return []
 
     @classmethod
-    def read_split_file(cls, path: str | Path, data: DataConfig) -> list[str]:
-        """The lines of a split file (``--split-file``); their format is checked by :meth:`parse_line`."""
-        return read_lines_file(path, check=None)
+    def test_lines(
+        cls, data: DataConfig, split_file: str | Path | None, frame_ids: tuple[FrameId, ...]
+    ) -> tuple[list[str], str | Path]:
+        """The lines ``evaluate`` scores and their file: ``split_file``'s, else the split's test list."""
+        if split_file:
+            return cls.read_split_file(split_file, data), split_file
+        return cls.split_lines(data, "test", frame_ids)
 
     @classmethod
-    def lines_with_ground_truth(cls, data: DataConfig, lines: list[str]) -> list[str]:
-        """The lines whose frames have ground truth to validate against (all: a missing file is an error)."""
-        return lines
-
-    @classmethod
-    def options(cls, data: DataConfig) -> dict[str, object]:
-        """Constructor arguments of this dataset beyond the common ones, from the config."""
-        return {}
-
-    def prepare(self) -> None:
-        """Read what the layout needs before the lines are parsed (cameras, frame lists)."""
-
-    def parse_line(self, line: str, source: str | Path, lineno: int) -> Item:
-        raise NotImplementedError
-
-    def frame_path(self, item: Item, frame_id: FrameId) -> Path:
-        """The image of ``frame_id`` (0, a temporal offset already multiplied by the frame step, or "s")."""
-        raise NotImplementedError
-
-    def normalised_K(self, item: Item) -> np.ndarray:
-        """4×4 intrinsics as fractions of the image size (row 0 ÷ width, row 1 ÷ height)."""
-        raise NotImplementedError
-
-    def hint_path(self, item: Item) -> Path:
-        raise ValueError(f"the {self.name} dataset has no depth hints: turn them off with --set loss.use_hints=false")
+    def test_eigen_crop(cls, data: DataConfig, split_file: str | Path | None, external_gt: bool) -> bool:
+        """Whether ``evaluate`` scores the test lines inside the Garg/Eigen crop (``external_gt``: the
+        ground truth comes from ``--gt`` or ``--benchmark-dir``); a test split that needs ground truth
+        of another kind than the given one is refused here."""
+        return cls.eigen_crop
 
     def ground_truth_files(self, item: Item) -> list[Path]:
-        """The files :meth:`ground_truth` reads."""
-        raise NotImplementedError
+        """The files :meth:`ground_truth` reads (checked before a run starts)."""
+        return []
 
     def ground_truth(self, item: Item) -> np.ndarray:
         """h×w float32 depth in metres at the ground truth's own size, 0 where unknown."""
-        raise NotImplementedError
+        raise ValueError(f"the {self.name} dataset has no ground truth: evaluate with --gt FILE")
+
+    @classmethod
+    def lines_with_ground_truth(cls, data: DataConfig, lines: list[str]) -> list[str]:
+        """The lines whose frames have ground truth to validate against: all when the dataset has ground
+        truth (a missing file is an error), none otherwise."""
+        return lines if overrides(cls, "ground_truth") else []
 
     def gt_size(self) -> tuple[int, int]:
         """(height, width) validation ground truth is resized to (one size, so that it batches)."""
         return read_image_size(self.frame_path(self.items[0], 0))
+
+    def hint_name(self, item: Item) -> Path:
+        """Where ``item``'s depth hint lies under a hints folder (a relative path ending in ``.npy``)."""
+        raise ValueError(f"the {self.name} dataset has no depth hints: turn them off with --set loss.use_hints=false")
+
+    def hint_record(self, jobs: list[HintJob]) -> dict[str, object]:
+        """What this layout adds to ``hints_settings.json`` for ``jobs`` (all of a run's, not a shard's)."""
+        return {"layout": self.name, "normalised_fx": sorted({job.normalised_fx for job in jobs})}
+
+    @classmethod
+    def trained_camera(cls, data: DataConfig) -> TrainedCamera:
+        """The camera a network trained on ``data`` saw (``predict``'s point clouds and ``view``): none known by default."""
+        return TrainedCamera(None, unknown=f"the {cls.name} dataset names no camera")
+
+    # ------------------------------------------------------------------ derived from the hooks
+    @classmethod
+    def has_hints(cls) -> bool:
+        """Whether `mldanet hints` computes depth hints for this layout (it says where they lie)."""
+        return overrides(cls, "hint_name")
+
+    @classmethod
+    def uses_split_folders(cls) -> bool:
+        """Whether the layout's lines come from named split folders (``--split NAME``)."""
+        return not overrides(cls, "split_lines")
+
+    def hint_path(self, item: Item) -> Path:
+        """``item``'s depth hint in ``hints_dir``."""
+        return Path(self.hints_dir) / self.hint_name(item)
+
+    def hint_jobs(self, out_dir: str | Path) -> list[HintJob]:
+        """One fused-SGM job per distinct target, in order: its frame, its stereo partner, its hint
+        file under ``out_dir``, its camera's fx ÷ width, and whether the target is the right camera."""
+        return [
+            HintJob(
+                str(self.frame_path(item, 0)), str(self.frame_path(item, STEREO)), str(Path(out_dir) / self.hint_name(item)),
+                float(self.normalised_K(item)[0, 0]), item[2] == "r",
+            )
+            for item in dict.fromkeys(self.items)
+        ]
 
     # ------------------------------------------------------------------ shared
     def offset(self, frame_id: FrameId) -> int:
@@ -391,6 +478,16 @@ class FrameDataset(Dataset):
         return torch.from_numpy(np.ascontiguousarray(hint))[None]
 
 
+# What a subclass may define (docs/ARCHITECTURE.md, "Dataset hooks", lists them with one line each):
+# the three without a default, and the rest, which have one.
+REQUIRED_HOOKS = ("parse_line", "frame_path", "normalised_K")
+OPTIONAL_HOOKS = (
+    "stereo_baseline", "eigen_crop", "hints_required", "folder_kind", "ground_truth_kind",
+    "options", "prepare", "read_split_file", "split_lines", "evaluation_splits", "test_lines", "test_eigen_crop",
+    "ground_truth_files", "ground_truth", "lines_with_ground_truth", "gt_size", "hint_name", "hint_record",
+    "trained_camera", "synth_layout",
+)
+
 # ---------------------------------------------------------------------------------- the registry
 DATASETS: dict[str, type[FrameDataset]] = {}
 # Modules whose import registers the datasets that ship with the package (imported on first use,
@@ -412,16 +509,56 @@ def register_dataset(name: str) -> Callable[[type[FrameDataset]], type[FrameData
 
 
 def dataset_names() -> list[str]:
+    """The registered dataset names (those shipped with the package, and any registered since)."""
     for module in BUILTIN_DATASET_MODULES:
         importlib.import_module(module)
     return sorted(DATASETS)
 
 
+def dataset_help() -> str:
+    """What ``--dataset`` accepts, for the commands' help."""
+    return f"{' | '.join(dataset_names())}, or MODULE:CLASS (a FrameDataset subclass in a module on PYTHONPATH)"
+
+
 def dataset_class(name: str) -> type[FrameDataset]:
+    """The dataset ``data.dataset=name`` names: a registered name, or ``MODULE:CLASS``, a
+    :class:`FrameDataset` subclass in an importable module (named by ``name`` unless it registers itself)."""
+    if ":" in name:
+        return imported_dataset_class(name)
     names = dataset_names()
     if name not in DATASETS:
-        raise ValueError(f"data.dataset={name!r} is not one of {', '.join(names)}")
+        raise ValueError(f"data.dataset={name!r} is not one of {', '.join(names)}, nor MODULE:CLASS")
     return DATASETS[name]
+
+
+def imported_dataset_class(spec: str) -> type[FrameDataset]:
+    """The class of ``MODULE:CLASS``; a missing module or class, or one that is no dataset, is an error naming ``spec``."""
+    module_name, _, class_name = spec.partition(":")
+    if not module_name or not class_name.isidentifier():
+        raise ValueError(f"data.dataset={spec!r} is not MODULE:CLASS (such as mypkg.mymodule:MyDataset)")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        where = "is it on PYTHONPATH?" if error.name and module_name.startswith(error.name) else str(error)
+        raise ValueError(f"data.dataset={spec!r}: cannot import module {module_name!r} ({where})") from None
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise ValueError(f"data.dataset={spec!r}: module {module_name!r} has no {class_name!r}")
+    if not (isinstance(cls, type) and issubclass(cls, FrameDataset)):
+        raise ValueError(f"data.dataset={spec!r}: {class_name!r} is not a subclass of mldanet.data.base.FrameDataset")
+    if "name" not in vars(cls):
+        cls.name = spec
+    return cls
+
+
+def trained_camera(data: DataConfig) -> TrainedCamera:
+    """The camera of a run on ``data`` (:meth:`FrameDataset.trained_camera`); unknown when its dataset
+    cannot be reached here (a user's module that is not on this machine's path)."""
+    try:
+        cls = dataset_class(data.dataset)
+    except ValueError as error:
+        return TrainedCamera(None, unknown=f"predict knows no camera of data.dataset={data.dataset}: {error}")
+    return cls.trained_camera(data)
 
 
 def data_root(data: DataConfig) -> Path:
@@ -444,11 +581,38 @@ def build_dataset(
     hints_dir: str | Path | None = None,
     seed: int = 0,
     img_ext: str | None = None,
+    check_files: bool = True,
 ) -> FrameDataset:
-    """The ``data.dataset`` dataset of ``lines`` at ``data``'s resolution (what train, evaluate and demo use)."""
+    """The ``data.dataset`` dataset of ``lines`` at ``data``'s resolution (what train, evaluate, hints and demo use)."""
     cls = dataset_class(data.dataset)
     return cls(
         data_root(data), list(lines), data.height, data.width, frame_ids, hints_dir=hints_dir, train=train,
         img_ext=img_ext or data.img_ext, load_gt=load_gt, skip_missing=data.skip_missing, seed=seed, source=source,
-        frame_step=data.frame_step, **cls.options(data),
+        frame_step=data.frame_step, check_files=check_files, **cls.options(data),
+    )
+
+
+def compute_hints(
+    data: DataConfig,
+    lines: Sequence[str],
+    out_dir: str | Path,
+    settings: HintSettings,
+    *,
+    source: str | Path = "<lines>",
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+    shard: Shard | None = None,
+) -> HintsSummary:
+    """Fused-SGM hints for the target of every line of ``data``'s dataset (or ``shard``'s share of
+    them) into ``out_dir``: the dataset's :meth:`FrameDataset.hint_jobs`, run by
+    :func:`mldanet.data.depth_hints.run_hint_jobs`, which reports a missing image per pair (left out
+    and counted with ``data.skip_missing``)."""
+    check_settings(settings, workers)  # before the lines are read: a bad flag is named first
+    sized = replace(data, height=settings.height, width=settings.width)
+    dataset = build_dataset(sized, lines, (0, STEREO), train=False, source=source, check_files=False)
+    jobs = dataset.hint_jobs(out_dir)
+    return run_hint_jobs(
+        jobs, out_dir, settings, dataset.hint_record(jobs), workers=workers, overwrite=overwrite, progress=progress,
+        skip_missing=data.skip_missing, shard=shard,
     )

@@ -2,8 +2,10 @@
 
 A hint is :func:`mldanet.sgm.fused_sgm_depth` of the image and its stereo partner resized to the
 hint size, with fx = 0.58·W (pixels) and baseline 0.1, so it is in training units at any
-resolution; it is saved as ``<hints_dir>/<date>/<drive>/image_0{2|3}/<frame>.npy`` (KITTI's layout)
-beside ``hints_settings.json`` (what they were computed with, checked before any is reused).
+resolution; it is saved where its dataset's ``hint_name`` says (KITTI:
+``<hints_dir>/<date>/<drive>/image_0{2|3}/<frame>.npy``), beside ``hints_settings.json`` (what they
+were computed with, checked before any is reused). The jobs come from the dataset
+(:meth:`mldanet.data.base.FrameDataset.hint_jobs`); this module only runs them.
 SGBM is single-threaded, so :func:`compute_hints` spreads pairs over spawned worker processes
 that never import torch. A :class:`Shard` of the jobs (:func:`shard_jobs`) lets N processes on N
 machines share one hints folder: the shares are disjoint, each hint is written atomically, and
@@ -26,13 +28,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from mldanet.data.images import OTHER_SIDE, image_path, load_image, resize_image
-from mldanet.data.kitti import NORMALISED_FX, hint_path
+from mldanet.data.images import load_image, resize_image
 from mldanet.data.npy import npy_header
-from mldanet.data.splits import parse_split_line
 from mldanet.units import TRAINING_BASELINE
-from mldanet.paths import require_dir, require_writable_dir, write_atomic
-from mldanet.sgm import BLOCK_SIZES, NUM_DISPARITIES, create_matcher, fused_sgm_depth
+from mldanet.paths import require_writable_dir, write_atomic
+from mldanet.sgm import create_matcher, fused_sgm_depth
 
 SETTINGS_FILE = "hints_settings.json"  # beside the hints: what they were computed with (see check_hint_settings)
 
@@ -259,45 +259,21 @@ class HintsSummary:
         return text + (f"; mean valid fraction {self.mean_valid_fraction:.3f}" if self.pairs_done else "")
 
 
-def kitti_hint_jobs(data_path: str | Path, lines: list[str], out_dir: str | Path, img_ext: str) -> list[HintJob]:
-    """One job per distinct (drive, frame, side) of KITTI split ``lines``, in order."""
-    items = dict.fromkeys(parse_split_line(line, "<lines>", i) for i, line in enumerate(lines, start=1))
-    return [
-        HintJob(
-            str(image_path(data_path, folder, frame_index, side, img_ext)),
-            str(image_path(data_path, folder, frame_index, OTHER_SIDE[side], img_ext)),
-            str(hint_path(out_dir, folder, frame_index, side)),
-            NORMALISED_FX,
-            side == "r",
+def check_settings(settings: HintSettings, workers: int = 1) -> None:
+    """Refuse, naming the flag, settings no hint can be computed with (before any job is made or run)."""
+    height, width = settings.height, settings.width
+    if height <= 0 or width <= 0:
+        raise ValueError(f"hint size {height}×{width} must be positive")
+    if workers < 1:
+        raise ValueError(f"workers={workers} must be at least 1")
+    for block_size in settings.block_sizes:
+        for count in settings.num_disparities:
+            create_matcher(block_size, count)  # bad parameters fail here, before any worker starts
+    if max(settings.num_disparities) >= width:
+        raise ValueError(
+            f"--num-disparities {max(settings.num_disparities)} must be below the hint width (--width {width}): "
+            "give smaller disparity ranges (multiples of 16) or a larger width"
         )
-        for folder, frame_index, side in items
-    ]
-
-
-def compute_hints(
-    data_path: str | Path,
-    lines: list[str],
-    out_dir: str | Path,
-    height: int = 320,
-    width: int = 1024,
-    workers: int = 1,
-    overwrite: bool = False,
-    img_ext: str = ".jpg",
-    block_sizes: tuple[int, ...] = BLOCK_SIZES,
-    num_disparities: tuple[int, ...] = NUM_DISPARITIES,
-    progress: bool = True,
-    skip_missing: bool = False,
-    shard: Shard | None = None,
-) -> HintsSummary:
-    """Fused-SGM hints for the target image of every KITTI split line (or ``shard``'s share of them),
-    saved under ``out_dir`` (see :func:`run_hint_jobs`)."""
-    require_dir(data_path, "data path")
-    jobs = kitti_hint_jobs(data_path, lines, out_dir, img_ext)
-    layout = {"img_ext": img_ext, "normalised_fx": NORMALISED_FX}
-    return run_hint_jobs(
-        jobs, out_dir, HintSettings(height, width, tuple(block_sizes), tuple(num_disparities)), layout,
-        workers=workers, overwrite=overwrite, progress=progress, skip_missing=skip_missing, shard=shard,
-    )
 
 
 def run_hint_jobs(
@@ -321,20 +297,8 @@ def run_hint_jobs(
     from all jobs), so that every shard records the same settings.
     """
     start = time.perf_counter()
-    height, width = settings.height, settings.width
-    if height <= 0 or width <= 0:
-        raise ValueError(f"hint size {height}×{width} must be positive")
-    if workers < 1:
-        raise ValueError(f"workers={workers} must be at least 1")
+    check_settings(settings, workers)
     require_writable_dir(out_dir, "hints folder")
-    for block_size in settings.block_sizes:
-        for count in settings.num_disparities:
-            create_matcher(block_size, count)  # bad parameters fail here, before any worker starts
-    if max(settings.num_disparities) >= width:
-        raise ValueError(
-            f"--num-disparities {max(settings.num_disparities)} must be below the hint width (--width {width}): "
-            "give smaller disparity ranges (multiples of 16) or a larger width"
-        )
 
     total_jobs = len({job.out for job in jobs})
     if shard is not None:

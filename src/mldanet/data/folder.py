@@ -46,8 +46,7 @@ import cv2
 import numpy as np
 
 from mldanet.config import read_yaml_file
-from mldanet.data.base import FrameDataset, Item, MissingFilesError, register_dataset
-from mldanet.data.depth_hints import HintJob
+from mldanet.data.base import FrameDataset, Item, MissingFilesError, TrainedCamera, register_dataset
 from mldanet.data.images import read_image_size
 from mldanet.data.npy import load_npy
 from mldanet.data.splits import SPLIT_FILES, read_lines_file
@@ -313,7 +312,7 @@ class FolderDataset(FrameDataset):
     """Image sequences in folders, with a camera file (see the module docstring); the left image is the target."""
 
     folder_kind = "sequence folder"
-    has_hints = True
+    synth_layout = "folder"
 
     def __init__(self, *args, intrinsics: str | Path = "", **kwargs):
         self.intrinsics_file = intrinsics
@@ -322,6 +321,17 @@ class FolderDataset(FrameDataset):
     @classmethod
     def options(cls, data) -> dict[str, object]:
         return {"intrinsics": data.intrinsics}
+
+    @classmethod
+    def trained_camera(cls, data) -> TrainedCamera:
+        """The run's camera file (``data.intrinsics``, else ``<data_path>/camera.yaml``) when it is still there."""
+        if not (data.intrinsics or data.data_path):
+            return TrainedCamera(None, unknown="its config names no camera file")
+        path = Path(data.intrinsics or Path(data.data_path) / CAMERA_FILE)
+        if not path.is_file():
+            return TrainedCamera(None, unknown=f"the camera file it was trained with, {path}, is not here")
+        camera = read_camera_file(path)
+        return TrainedCamera(camera.normalised_K, camera.image_size, f"the run's camera file {camera.path}")
 
     @classmethod
     def lines_with_ground_truth(cls, data, lines: list[str]) -> list[str]:
@@ -419,19 +429,8 @@ class FolderDataset(FrameDataset):
     def frame_name(self, item: Item) -> str:
         return self.sequences[item[0]][item[1]]
 
-    def hint_path(self, item: Item) -> Path:
-        return folder_hint_path(self.hints_dir, item[0], self.frame_name(item))
-
-    def hint_jobs(self, out_dir: str | Path) -> list[HintJob]:
-        """One fused-SGM job per target: the frame, its right image, its camera's fx ÷ width."""
-        return [
-            HintJob(
-                str(self.frame_path(item, 0)), str(self.frame_path(item, STEREO)),
-                str(folder_hint_path(out_dir, item[0], self.frame_name(item))),
-                float(self.normalised_K(item)[0, 0]),
-            )
-            for item in dict.fromkeys(self.items)
-        ]
+    def hint_name(self, item: Item) -> Path:
+        return folder_hint_path(Path(), item[0], self.frame_name(item))
 
     def ground_truth_files(self, item: Item) -> list[Path]:
         return [depth_map_path(self.root, item[0], self.frame_name(item))]

@@ -18,9 +18,9 @@ def build_datasets(config: Config, split_file: str | None = None) -> tuple[Frame
     """Train and val datasets from ``config.data``; ``split_file`` replaces the split's train list.
 
     ``config`` is read, not changed: what the data decides (the stereo rig's baseline, hints off for
-    a dataset without them, which is said here) is :func:`derived_config`'s. Validation scores the held-out frames that have ground truth (a folder may have depth maps for
-    some frames only); without any, it logs the reprojection error alone. That ground truth is read
-    here, as validation will read it (:func:`mldanet.data.folder.check_ground_truth`), so that a bad
+    a dataset without them, which is said here) is :func:`derived_config`'s. Validation scores the
+    held-out frames that have ground truth (a folder may have depth maps for some frames only);
+    without any, it logs the reprojection error alone. That ground truth is read here, as validation will read it (:func:`mldanet.data.folder.check_ground_truth`), so that a bad
     map stops the run before step 1, not at the first validation an epoch later.
     """
     data = config.data
@@ -28,7 +28,7 @@ def build_datasets(config: Config, split_file: str | None = None) -> tuple[Frame
     data_root(data)  # before the split, whose errors would hide this one
     frame_ids = config.train.frame_ids
     if config.uses_hints and not data.hints_dir and not cls.hints_required:
-        why = f"was given no --hints-dir (`mldanet hints --dataset {cls.name}` computes them)" if cls.has_hints else (
+        why = f"was given no --hints-dir (`mldanet hints --dataset {cls.name}` computes them)" if cls.has_hints() else (
             "has no depth hints"
         )
         logger.warning("the %s dataset %s: training without depth hints (loss.use_hints=false)", cls.name, why)

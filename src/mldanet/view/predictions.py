@@ -25,7 +25,8 @@ import torch
 from torch import nn
 
 from mldanet.config import Config
-from mldanet.data.folder import CAMERA_FILE, read_camera_file
+from mldanet.data.base import trained_camera
+from mldanet.data.folder import read_camera_file
 from mldanet.data.kitti import NORMALISED_K
 from mldanet.data.npy import load_npy
 from mldanet.predict import IMAGE_EXTENSIONS, MANIFEST
@@ -62,23 +63,20 @@ class Prediction:
 def checkpoint_camera(config: Config, camera_file: str | Path | None = None) -> tuple[np.ndarray, str]:
     """(3×3 normalised K: row 0 ÷ width, row 1 ÷ height, and where it came from) for a checkpoint.
 
-    ``camera_file`` (a camera file as ``--dataset folder`` reads) wins; else KITTI's K for a model
-    trained on KITTI, the training's camera file for one trained on a folder when that file is still
-    there, and otherwise KITTI's K, said so.
+    ``camera_file`` (a camera file as ``--dataset folder`` reads) wins; else the camera the
+    checkpoint's dataset knows (:meth:`mldanet.data.base.FrameDataset.trained_camera`), and
+    otherwise KITTI's K, said so.
     """
     if camera_file:
         camera = read_camera_file(camera_file)
         return camera.normalised_K[:3, :3].copy(), f"camera file {camera.path}"
-    kitti = NORMALISED_K[:3, :3].copy()
-    if config.data.dataset == "kitti":
-        return kitti, "KITTI's normalised K (the checkpoint was trained on data.dataset=kitti)"
-    if config.data.dataset == "folder":
-        shared = Path(config.data.intrinsics) if config.data.intrinsics else Path(config.data.data_path) / CAMERA_FILE
-        if shared.is_file():
-            camera = read_camera_file(shared)
-            return camera.normalised_K[:3, :3].copy(), f"the training's camera file {camera.path}"
-        return kitti, f"KITTI's normalised K: the training's camera file {shared} is not here (give --camera FILE)"
-    return kitti, f"KITTI's normalised K: data.dataset={config.data.dataset} has no known camera (give --camera FILE)"
+    trained = trained_camera(config.data)
+    if trained.normalised_K is None:
+        return NORMALISED_K[:3, :3].copy(), f"KITTI's normalised K: {trained.unknown} (give --camera FILE)"
+    return (
+        np.array(trained.normalised_K, dtype=np.float64)[:3, :3],
+        f"{trained.source} (the checkpoint was trained on data.dataset={config.data.dataset})",
+    )
 
 
 def pixel_intrinsics(normalised: np.ndarray, height: int, width: int) -> np.ndarray:
