@@ -348,7 +348,7 @@ def run_demo(
     from mldanet.device import resolve_device
     from mldanet.predict import predict_paths
     from mldanet.models.checkpoint import load_depth_net
-    from mldanet.training.datasets import build_datasets
+    from mldanet.training.datasets import build_datasets, derived_config
     from mldanet.training.trainer import Trainer
 
     if minutes is not None and minutes <= 0:
@@ -368,6 +368,7 @@ def run_demo(
         config = demo_config(settings, data.root, data.splits_dir, data.hints_dir, run_dir, seed)
         config.train.device = torch_device.type
         train_set, _ = build_datasets(config)
+        config = derived_config(config, train_set)
         trainer = Trainer(config, train_set, None)
     with clock.stage("evaluate: untrained network"):
         report.untrained, _ = evaluate_on_test(trainer.depth_net, data, config)

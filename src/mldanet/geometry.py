@@ -41,7 +41,7 @@ def depth_to_sigmoid_logit(depth: float, min_depth: float = 0.1, max_depth: floa
     return math.log(disp / (1.0 - disp))
 
 
-def scale_intrinsics(K_norm: Tensor, height: int, width: int) -> Tensor:
+def scale_intrinsics(K_norm: Tensor, height: float, width: float) -> Tensor:
     """Normalised intrinsics (focal lengths and principal point as fractions of the image size) →
     pixel intrinsics for a ``height``×``width`` image.
 

@@ -18,6 +18,7 @@ from mldanet.data.base import (
     dataset_names,
     overrides,
     register_dataset,
+    scaled_intrinsics,
 )
 from mldanet.units import metric_scale
 
@@ -113,3 +114,16 @@ def test_architecture_lists_exactly_the_hooks():
         elif line.startswith("- `") and kind:
             listed[kind].append(line[3:].split("`")[0].split("(")[0])
     assert listed == {"required": list(REQUIRED_HOOKS), "optional": list(OPTIONAL_HOOKS)}
+
+
+def test_scaled_intrinsics_are_the_normalised_k_times_each_scales_size():
+    from mldanet.data.kitti import NORMALISED_K
+
+    ks, inv_ks = scaled_intrinsics(NORMALISED_K, 192, 640, (0, 1, 3))
+    for k, inv_k, scale in zip(ks.double(), inv_ks.double(), (0, 1, 3), strict=True):
+        width, height = 640 / 2**scale, 192 / 2**scale
+        fx, cx = NORMALISED_K[0, 0] * width, NORMALISED_K[0, 2] * width
+        fy, cy = NORMALISED_K[1, 1] * height, NORMALISED_K[1, 2] * height
+        expected = np.array([[fx, 0, cx, 0], [0, fy, cy, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+        np.testing.assert_allclose(k.numpy(), expected, rtol=1e-6)
+        np.testing.assert_allclose((k @ inv_k).numpy(), np.eye(4), atol=1e-5)

@@ -38,6 +38,7 @@ from mldanet.data.ground_truth import resize_depth_nearest
 from mldanet.data.images import load_image, read_image_size, resize_image
 from mldanet.data.npy import load_npy, npy_header
 from mldanet.data.splits import read_lines_file, resolve_split_path
+from mldanet.geometry import scale_intrinsics
 from mldanet.units import TRAINING_BASELINE
 from mldanet.paths import require_dir
 from mldanet.types import STEREO, FrameId, Sample
@@ -63,14 +64,10 @@ HINT_ASPECT_TOLERANCE = 0.1
 def scaled_intrinsics(
     normalised_K: np.ndarray, height: int, width: int, scales: tuple[int, ...]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """S×4×4 pixel intrinsics K_s (the 4×4 normalised K scaled by W/2^s, H/2^s) and their inverses."""
-    ks = []
-    for scale in scales:
-        k = np.array(normalised_K, dtype=np.float64)
-        k[0] *= width / 2**scale
-        k[1] *= height / 2**scale
-        ks.append(k)
-    ks = np.stack(ks)
+    """S×4×4 pixel intrinsics K_s (:func:`mldanet.geometry.scale_intrinsics` of the 4×4 normalised K
+    at W/2^s × H/2^s, in float64) and their inverses, as float32."""
+    normalised = torch.from_numpy(np.array(normalised_K, dtype=np.float64))
+    ks = torch.stack([scale_intrinsics(normalised, height / 2**scale, width / 2**scale) for scale in scales]).numpy()
     return torch.from_numpy(ks).float(), torch.from_numpy(np.linalg.inv(ks)).float()
 
 
