@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import sys
 import time
 from dataclasses import asdict, replace
@@ -153,7 +154,7 @@ def plot_curves(runs: dict[str, dict[str, dict]], name: str) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.2))
     drawn = False
     for i, row in enumerate(ROWS):
         for seed, entry in sorted(runs.get(row, {}).items(), key=lambda item: int(item[0])):
@@ -168,8 +169,10 @@ def plot_curves(runs: dict[str, dict[str, dict]], name: str) -> Path | None:
     for ax, title in zip(axes, ("abs_rel (held-out, Velodyne)", "ε_acc px (held-out, dense)", "ε_comp px (held-out, dense)")):
         ax.set_title(title)
         ax.set_xlabel("step")
-    axes[2].legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
+    # Below the plots, not over them: with every row drawn a legend inside an axis hides curves.
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.035 * math.ceil(len(labels) / 4), 1, 1))
     path = Path(__file__).resolve().parent / f"{name}.png"
     fig.savefig(path, dpi=90)
     plt.close(fig)
