@@ -75,7 +75,7 @@ def run_order(rows: list[str], seeds: list[int]) -> list[tuple[str, int]]:
 def train_one(data, settings: DemoSettings, row: str, seed: int, run_dir: Path, eval_every: int) -> dict:
     """Train one row from one seed (resuming its run folder when a checkpoint is there) → its study entry:
     final held-out scores, the held-out curve and the SA probe."""
-    from mldanet.training.datasets import build_datasets
+    from mldanet.training.datasets import build_datasets, derived_config
     from mldanet.training.trainer import Trainer
 
     config = apply_overrides(demo_config(settings, data.root, data.splits_dir, data.hints_dir, run_dir, seed), ROWS[row][1])
@@ -83,6 +83,7 @@ def train_one(data, settings: DemoSettings, row: str, seed: int, run_dir: Path, 
     config.train.log_every = eval_every
     last = run_dir / "checkpoints" / "last.pt"
     train_set, _ = build_datasets(config)
+    config = derived_config(config, train_set)
     trainer: Trainer
     curve = run_dir / "heldout.jsonl"
 

@@ -38,12 +38,13 @@ ROWS = {
 }
 
 def train_and_evaluate(data, settings: DemoSettings, overrides: list[str], seed: int, run_dir: Path) -> dict[str, float]:
-    from mldanet.training.datasets import build_datasets
+    from mldanet.training.datasets import build_datasets, derived_config
     from mldanet.training.trainer import Trainer
 
     config = apply_overrides(demo_config(settings, data.root, data.splits_dir, data.hints_dir, run_dir, seed), overrides)
     config.train.checkpoint_every = 0
     train_set, _ = build_datasets(config)
+    config = derived_config(config, train_set)
     trainer = Trainer(config, train_set, None, progress=False)
     trainer.train()
     metrics, _ = evaluate_on_test(trainer.depth_net, data, config)

@@ -76,9 +76,12 @@ def move_aside(run_dir: Path) -> None:
     print(f"{run_dir} is unfinished (no report.json): moved to {target}", flush=True)
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]  # where `-m benchmarks.demo_seeds` is found
+
+
 def run_one(run_dir: Path, kernels: str, seed: int, threads: int, jobs: int, args: argparse.Namespace) -> None:
     """One demo in its own process (environment decides the kernels), its output in run_dir/log.txt."""
-    command = [sys.executable, __file__, "--child", str(run_dir), "--kernels", kernels, "--seeds", str(seed),
+    command = [sys.executable, "-m", "benchmarks.demo_seeds", "--child", str(run_dir), "--kernels", kernels, "--seeds", str(seed),
                "--threads", str(threads), "--jobs", str(jobs)]
     command += ["--steps", str(args.steps)] if args.steps is not None else []
     command += ["--tiny"] if args.tiny else []
@@ -87,7 +90,7 @@ def run_one(run_dir: Path, kernels: str, seed: int, threads: int, jobs: int, arg
     print(f"{run_dir.name}: running ({threads} threads), log in {run_dir / 'log.txt'}", flush=True)
     start = time.perf_counter()
     with open(run_dir / "log.txt", "w") as log:
-        code = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+        code = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT).returncode
     seconds = time.perf_counter() - start
     info_path = run_dir / "benchmark.json"
     if code == 0 and info_path.is_file():

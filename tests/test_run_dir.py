@@ -98,20 +98,29 @@ def test_continuing_prefers_the_run_folders_last_pt(tmp_path):
 def test_a_new_run_refuses_a_folder_holding_a_run_unless_asked(tmp_path):
     run = RunDir(tmp_path / "out")
     touch(run.config)
-    refuse_existing_run(run, None, overwrite=False, continue_last=False)  # a config alone is no run
+    refuse_existing_run(run, None, overwrite=False)  # a config alone is no run
     touch(run.last)
     touch(run.healthy)
     with pytest.raises(ValueError) as raised:
-        refuse_existing_run(run, None, overwrite=False, continue_last=False)
+        refuse_existing_run(run, None, overwrite=False)
     assert str(raised.value) == (
         f"--out {run.root} already holds a run (checkpoints/last.pt, checkpoints/healthy.pt): continue it with "
         f"--resume {run.root}, train into a new --out, or add --overwrite to replace it"
     )
     with pytest.raises(ValueError):
-        refuse_existing_run(run, tmp_path / "other" / "checkpoints" / "last.pt", overwrite=False, continue_last=False)
-    refuse_existing_run(run, None, overwrite=True, continue_last=False)
-    refuse_existing_run(run, None, overwrite=False, continue_last=True)
-    refuse_existing_run(run, run.last, overwrite=False, continue_last=False)
+        refuse_existing_run(run, tmp_path / "other" / "checkpoints" / "last.pt", overwrite=False)
+    refuse_existing_run(run, None, overwrite=True)
+    refuse_existing_run(run, run.last, overwrite=False)  # --resume auto finds last.pt and continues it
+
+
+def test_resume_auto_does_not_restart_over_a_finished_keep_best_run(tmp_path):
+    # train.keep=best dropped last.pt at the end: nothing to continue, and a fresh start would
+    # overwrite best.pt at its first validation
+    run = RunDir(tmp_path / "out")
+    touch(run.best)
+    assert resume_checkpoint("auto", True, lambda named: run.root) is None
+    with pytest.raises(ValueError, match=r"already holds a run \(checkpoints/best.pt\)"):
+        refuse_existing_run(run, None, overwrite=False)
 
 
 def test_overwrite_removes_the_run_and_its_events_only(tmp_path):

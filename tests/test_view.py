@@ -207,6 +207,16 @@ def test_folder_names_from_the_manifest_or_the_files(tmp_path):
         folder_names(tmp_path)
 
 
+def test_a_manifest_cannot_name_files_outside_its_folder(tmp_path):
+    folder, outside = tmp_path / "pred", tmp_path / "private"
+    folder.mkdir()
+    outside.mkdir()
+    np.save(outside / "secret_depth.npy", np.ones((2, 2), np.float32))
+    np.save(folder / "a_depth.npy", np.ones((2, 2), np.float32))
+    (folder / MANIFEST).write_text(f"a_depth.npy\n../private/secret_depth.npy\n{outside / 'secret_depth.npy'}\n")
+    assert folder_names(folder) == ["a"]
+
+
 def test_find_input_image(tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
     (second / "s").mkdir(parents=True)

@@ -155,13 +155,16 @@ def resume_checkpoint(resume: str | None, continue_last: bool, out_for: Callable
     return named
 
 
-def refuse_existing_run(run: RunDir, resume: Path | None, overwrite: bool, continue_last: bool) -> None:
+def refuse_existing_run(run: RunDir, resume: Path | None, overwrite: bool) -> None:
     """A run writing into ``run`` must not overwrite another run's checkpoints unasked.
 
-    Allowed: ``overwrite``, continuing the run that is there (resuming one of its checkpoints, or
-    ``continue_last``), or a folder that holds no run. Raises ValueError naming the files found.
+    Allowed: ``overwrite``, continuing the run that is there (``resume`` is one of its checkpoints:
+    ``--resume auto`` and a torchrun restart resume its last.pt when there is one), or a folder that
+    holds no run. A finished ``train.keep=best`` run has no last.pt to continue, so ``--resume auto``
+    there is refused too: starting afresh would overwrite its best.pt. Raises ValueError naming the
+    files found.
     """
-    if overwrite or continue_last or run.holds(resume):
+    if overwrite or run.holds(resume):
         return
     found = run.checkpoint_files()
     if found:

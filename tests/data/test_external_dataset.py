@@ -50,7 +50,16 @@ class Strips(FrameDataset):
 
 
 NOT_A_DATASET = 3
+
+
+class NoFrames(FrameDataset):
+    """Forgets two of the three required hooks."""
+
+    def parse_line(self, line, source, lineno):
+        return "seq", 0, "l"
 '''
+
+BROKEN_MODULE = "raise RuntimeError('this module needs a GPU')\n"
 
 
 @pytest.fixture
@@ -58,6 +67,7 @@ def strips(tmp_path, monkeypatch):
     """The module ``strips_ext`` on sys.path, and a root with one 8-frame sequence and split 'mine'."""
     (tmp_path / "code").mkdir()
     (tmp_path / "code" / "strips_ext.py").write_text(MODULE)
+    (tmp_path / "code" / "broken_ext.py").write_text(BROKEN_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path / "code"))
     monkeypatch.delitem(sys.modules, "strips_ext", raising=False)
     texture = np.random.default_rng(0).integers(0, 255, (32, 96, 3), dtype=np.uint8)
@@ -71,6 +81,7 @@ def strips(tmp_path, monkeypatch):
     (splits / "test_files.txt").write_text("seq 6\n")
     yield root, tmp_path / "splits"
     sys.modules.pop("strips_ext", None)
+    sys.modules.pop("broken_ext", None)
 
 
 def test_a_dataset_in_the_users_module_trains_and_evaluates(strips, tmp_path, capsys):
@@ -89,8 +100,12 @@ def test_a_dataset_in_the_users_module_trains_and_evaluates(strips, tmp_path, ca
     assert dataset_class(spec).name == spec and spec not in DATASETS  # named by its spec, not registered
 
     capsys.readouterr()
-    assert cli.main(["evaluate", "--checkpoint", str(run), "--data-path", str(root), "--splits-dir", str(splits),
-                     "--split", "mine", "--num-workers", "0", "--json", str(tmp_path / "eval.json")]) == 0
+    scored = ["evaluate", "--checkpoint", str(run), "--data-path", str(root), "--splits-dir", str(splits),
+              "--split", "mine", "--num-workers", "0", "--json", str(tmp_path / "eval.json")]
+    # the checkpoint's config names the module, but only the user's own --dataset imports it
+    assert cli.main(scored) == 2
+    assert f"pass --dataset {spec} to import it" in capsys.readouterr().err
+    assert cli.main([*scored, "--dataset", spec]) == 0
     result = json.loads((tmp_path / "eval.json").read_text())
     # the test list's one frame, scored against the class's ground truth (no Eigen crop: not KITTI)
     assert result["count"] == 1 and result["dataset"] == spec and result["eigen_crop"] is False
@@ -104,6 +119,10 @@ def test_a_dataset_in_the_users_module_trains_and_evaluates(strips, tmp_path, ca
     ("strips_ext:NOT_A_DATASET", "data.dataset='strips_ext:NOT_A_DATASET': 'NOT_A_DATASET' is not a subclass of "
                                  "mldanet.data.base.FrameDataset"),
     ("strips_ext:", "data.dataset='strips_ext:' is not MODULE:CLASS (such as mypkg.mymodule:MyDataset)"),
+    ("broken_ext:Strips", "data.dataset='broken_ext:Strips': importing module 'broken_ext' failed: RuntimeError: "
+                          "this module needs a GPU"),
+    ("strips_ext:NoFrames", "data.dataset='strips_ext:NoFrames': NoFrames does not define the required hook(s) "
+                            'frame_path, normalised_K (docs/ARCHITECTURE.md, "Dataset hooks")'),
 ])
 def test_a_wrong_module_or_class_is_one_line_naming_it(strips, tmp_path, capsys, spec, message):
     root, _ = strips

@@ -53,3 +53,21 @@ def test_a_monocular_run_derives_nothing(folder_drive):
     train_set, _ = build_datasets(config)
     derived = derived_config(config, train_set)
     assert derived == config and derived is not config and derived.derived == ()
+
+
+def test_a_note_goes_when_its_value_no_longer_holds(folder_drive):
+    config = folder_config(folder_drive, "MS")
+    train_set, _ = build_datasets(config)
+    saved = derived_config(config, train_set)
+    # a resume that turns hints on (with hints this time) keeps the rig's note and drops the hints one
+    saved.loss.use_hints = True
+    train_set.hints_dir = folder_drive  # stands for the --hints-dir this resume gives
+    assert derived_config(saved, train_set).derived == ("data.baseline 0.3: the stereo rig of the folder training set",)
+
+
+def test_a_stereo_run_needs_the_datasets_baseline(folder_drive):
+    config = folder_config(folder_drive, "MS")
+    train_set, _ = build_datasets(config)
+    train_set.stereo_baseline = 0.0  # a user's class that sets none
+    with pytest.raises(ValueError, match=r"mode MS needs the stereo baseline of the folder dataset, which gives none .*--mode M"):
+        derived_config(config, train_set)

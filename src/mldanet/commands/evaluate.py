@@ -78,6 +78,12 @@ def evaluation_data(args: argparse.Namespace, trained: DataConfig | None) -> Dat
     """The dataset whose test lines ``evaluate`` scores: ``--dataset`` (default: the checkpoint's, else
     kitti) at ``--data-path``, with ``--split``/``--splits-dir`` and the ``trained`` checkpoint's
     other data settings (a folder's frame step and val_every make its generated test list)."""
+    if not args.dataset and trained is not None and ":" in trained.dataset:
+        # a checkpoint's config must not make evaluate import a module: the user names it
+        raise ValueError(
+            f"the checkpoint was trained on data.dataset={trained.dataset}, a user's module: pass --dataset "
+            f"{trained.dataset} to import it and score its test lines"
+        )
     args.dataset = args.dataset or (trained.dataset if trained is not None else "kitti")
     return replace(
         trained or DataConfig(), dataset=args.dataset, data_path=args.data_path or "", split=args.split,
@@ -175,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     if result.boundary is not None:
         print(format_boundary_row(result.boundary))
     if args.json:
-        gt_name = str(args.gt) if args.gt else cls.ground_truth_kind
+        gt_name = str(args.gt) if args.gt else "benchmark depth maps" if args.benchmark_dir else cls.ground_truth_kind
         payload = {**result.to_dict(), **source, "gt": gt_name, "eigen_crop": eigen_crop}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")

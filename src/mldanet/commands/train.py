@@ -311,7 +311,7 @@ def train_in_folder(
 
     run = RunDir(out)
     # Every rank checks (they see the same folder): one refusing alone would leave the others waiting.
-    refuse_existing_run(run, resume, args.overwrite, continue_last(args))
+    refuse_existing_run(run, resume, args.overwrite)
     train_set, val_set = build_training_data(config, args.split_file)
     config = derived_config(config, train_set)
     if main and args.overwrite and not run.holds(resume):

@@ -536,13 +536,20 @@ def imported_dataset_class(spec: str) -> type[FrameDataset]:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
-        where = "is it on PYTHONPATH?" if error.name and module_name.startswith(error.name) else str(error)
+        missing = error.name and (error.name == module_name or module_name.startswith(error.name + "."))
+        where = "is it on PYTHONPATH?" if missing else str(error)
         raise ValueError(f"data.dataset={spec!r}: cannot import module {module_name!r} ({where})") from None
+    except Exception as error:  # the user's module failed while importing: theirs to fix, not a bug here
+        raise ValueError(f"data.dataset={spec!r}: importing module {module_name!r} failed: {type(error).__name__}: {error}") from None
     cls = getattr(module, class_name, None)
     if cls is None:
         raise ValueError(f"data.dataset={spec!r}: module {module_name!r} has no {class_name!r}")
     if not (isinstance(cls, type) and issubclass(cls, FrameDataset)):
         raise ValueError(f"data.dataset={spec!r}: {class_name!r} is not a subclass of mldanet.data.base.FrameDataset")
+    missing = [hook for hook in REQUIRED_HOOKS if not overrides(cls, hook)]
+    if missing:
+        raise ValueError(f"data.dataset={spec!r}: {class_name} does not define the required hook(s) {', '.join(missing)} "
+                         "(docs/ARCHITECTURE.md, \"Dataset hooks\")")
     if "name" not in vars(cls):
         cls.name = spec
     return cls
@@ -551,6 +558,9 @@ def imported_dataset_class(spec: str) -> type[FrameDataset]:
 def trained_camera(data: DataConfig) -> TrainedCamera:
     """The camera of a run on ``data`` (:meth:`FrameDataset.trained_camera`); unknown when its dataset
     cannot be reached here (a user's module that is not on this machine's path)."""
+    if ":" in data.dataset:  # a checkpoint's config must not make this process import a module it names
+        return TrainedCamera(None, unknown=f"the run trained on a dataset of a user's module (data.dataset={data.dataset}), "
+                                           "whose camera is not looked up")
     try:
         cls = dataset_class(data.dataset)
     except ValueError as error:

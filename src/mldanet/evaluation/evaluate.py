@@ -36,7 +36,6 @@ from mldanet.data.npy import load_npy
 from mldanet.units import metric_scale
 from mldanet.evaluation.protocol import EvalResult, evaluate_disparities
 
-BENCHMARK_SPLIT = "eigen_benchmark"
 # A prediction is resized to its ground truth (monodepth2's protocol); KITTI's own case, 640×192
 # against 1242×375, differs in aspect ratio by 0.7 %, a transposed or square map by far more.
 PRED_ASPECT_TOLERANCE = 0.05

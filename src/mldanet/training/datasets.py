@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 
-from mldanet.config import Config
+from mldanet.config import Config, flat_config
 from mldanet.data.base import FrameDataset, build_dataset, data_root, dataset_class
 from mldanet.data.folder import check_ground_truth
 from mldanet.data.splits import overlap_error, shared_frames
@@ -86,13 +86,28 @@ def derived_config(config: Config, train_set: FrameDataset) -> Config:
     run's ``data.baseline`` is its rig's (the metric scale that evaluation, prediction and export read
     from the checkpoint), and ``loss.use_hints`` is off when the set has no hints. ``config`` is left
     as the user gave it; the trainer saves the copy, so the run's config says what ran."""
+    stereo = STEREO in config.train.frame_ids
+    if stereo and not train_set.stereo_baseline > 0:
+        raise ValueError(
+            f"mode {config.train.mode} needs the stereo baseline of the {train_set.name} dataset, which gives none "
+            f"(stereo_baseline {train_set.stereo_baseline:g}; its class sets it): train with --mode M, or give the rig's baseline"
+        )
     derived = copy.deepcopy(config)
-    notes = list(config.derived)
+    # a note of an earlier derivation (the saved config of a resumed run) stays while its value does
+    notes = [note for note in config.derived if _note_holds(note, config)]
     if config.uses_hints and train_set.hints_dir is None:
         derived.loss.use_hints = False
         notes.append(f"loss.use_hints false: the {train_set.name} training set has no depth hints")
-    if STEREO in config.train.frame_ids and train_set.stereo_baseline != config.data.baseline:
+    if stereo and train_set.stereo_baseline != config.data.baseline:
         derived.data.baseline = train_set.stereo_baseline
         notes.append(f"data.baseline {train_set.stereo_baseline:g}: the stereo rig of the {train_set.name} training set")
     derived.derived = tuple(dict.fromkeys(notes))
     return derived
+
+
+def _note_holds(note: str, config: Config) -> bool:
+    """Whether ``config`` still has the value a derived note (``"<key> <value>: <why>"``) names."""
+    key, _, value = note.partition(":")[0].partition(" ")
+    current = flat_config(config).get(key)
+    shown = str(current).lower() if isinstance(current, bool) else f"{current:g}" if isinstance(current, float) else str(current)
+    return shown == value

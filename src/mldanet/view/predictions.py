@@ -17,7 +17,7 @@ import glob
 import io
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import cv2
 import numpy as np
@@ -195,9 +195,16 @@ def folder_names(folder: str | Path) -> list[str]:
             listed = manifest.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as error:
             raise ValueError(f"cannot read predict's manifest {manifest}: {error}") from None
-        names = {line[: -len(DEPTH_SUFFIX)] for line in listed if line.endswith(DEPTH_SUFFIX)}
+        names = {line[: -len(DEPTH_SUFFIX)] for line in listed if line.endswith(DEPTH_SUFFIX) and inside(line)}
         return sorted(name for name in names if (folder / f"{name}{DEPTH_SUFFIX}").is_file())
     return sorted(p.relative_to(folder).as_posix()[: -len(DEPTH_SUFFIX)] for p in folder.rglob(f"*{DEPTH_SUFFIX}"))
+
+
+def inside(relative: str) -> bool:
+    """Whether a manifest line names a file below its folder: no absolute path, no ``..`` (a shared
+    folder's manifest must not make the server hand out other files of the machine)."""
+    path = PurePosixPath(relative)
+    return not path.is_absolute() and not PureWindowsPath(relative).is_absolute() and ".." not in path.parts
 
 
 def find_input_image(name: str, folders: list[Path]) -> Path | None:

@@ -254,13 +254,20 @@ def _json(value: Any) -> bytes:
 
 
 class ViewerServer(ThreadingHTTPServer):
-    """The server of one :class:`Viewer`; request threads end with it."""
+    """The server of one :class:`Viewer`; :meth:`server_close` ends its request threads and waits for them.
 
-    daemon_threads = True
+    Not daemon threads: a process that exits while one is still alive can abort in a native thread's
+    destructor (``terminate called without an active exception``, seen after Ctrl-C). Closing shuts
+    the open connections down first, so a browser's idle keep-alive connection does not hold it up.
+    """
+
+    daemon_threads = False
 
     def __init__(self, viewer: Viewer, host: str = "127.0.0.1", port: int = 0):
         self.viewer = viewer
         self.bound_host = host
+        self._connections: set[Any] = set()
+        self._connections_lock = threading.Lock()
         if ":" in host:
             import socket
 
@@ -272,6 +279,28 @@ class ViewerServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         shown = f"[{host}]" if ":" in str(host) else host
         return f"http://{shown}:{port}/"
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def server_close(self) -> None:
+        import socket
+
+        with self._connections_lock:
+            open_connections = list(self._connections)
+        for connection in open_connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:  # already closed by the other side
+                pass
+        super().server_close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         error = sys.exc_info()[1]
