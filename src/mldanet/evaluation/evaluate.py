@@ -122,7 +122,7 @@ def check_pred_aspects(
 def evaluate_checkpoint(
     checkpoint: str | Path,
     data_path: str | Path,
-    lines: Sequence[str] | None,
+    lines: Sequence[str],
     gt_depths: Sequence[np.ndarray] | None = None,
     *,
     scaling: str | None = None,
@@ -141,11 +141,11 @@ def evaluate_checkpoint(
 ) -> EvalResult:
     """Run a checkpoint on the frames of ``lines`` and score it against ``gt_depths`` (one per line).
 
-    ``dataset`` names the layout of ``data_path`` (``kitti``, ``folder``, …); ``lines=None`` takes
-    the dataset's test list (a folder without split files: the frames its training held out).
-    Without ``gt_depths`` the ground truth is the dataset's own (``FrameDataset.ground_truth``,
-    what validation reads): KITTI's Velodyne scans, a folder's depth maps (frames without one are
-    left out, and said so); or KITTI's annotated maps in ``benchmark_dir``.
+    ``dataset`` names the layout of ``data_path`` (``kitti``, ``folder``, …); ``lines`` are its
+    test lines (``FrameDataset.test_lines``). Without ``gt_depths`` the ground truth is the
+    dataset's own (``FrameDataset.ground_truth``, what validation reads): KITTI's Velodyne scans, a
+    folder's depth maps (frames without one are left out, and said so); or KITTI's annotated maps in
+    ``benchmark_dir``.
     ``scaling`` defaults to the checkpoint's training mode, ``eigen_crop`` to the dataset's protocol
     (KITTI's crop; none for a folder), ``img_ext`` to the checkpoint's config; the metric scale of
     stereo scaling is the checkpoint's rig (``data.baseline``). The images are resized to the
@@ -159,7 +159,7 @@ def evaluate_checkpoint(
     from mldanet.models.checkpoint import load_depth_net
     from mldanet.types import collate_samples
 
-    if gt_depths is not None and lines is not None and len(gt_depths) != len(lines):
+    if gt_depths is not None and len(gt_depths) != len(lines):
         raise ValueError(
             f"{len(lines)} test frames but {len(gt_depths)} ground-truth depth maps: "
             "the ground truth must be exported from the same split"
@@ -172,8 +172,6 @@ def evaluate_checkpoint(
         config.data, dataset=dataset, data_path=str(data_path), img_ext=img_ext or config.data.img_ext,
         intrinsics=intrinsics or (config.data.intrinsics if config.data.dataset == dataset else ""),
     )
-    if lines is None:
-        lines, source = cls.split_lines(data, "test", config.train.frame_ids)
     if gt_depths is None and benchmark_dir is None:
         # the dataset's own ground truth, as validation reads it: frames without any are left out
         scored = cls.lines_with_ground_truth(data, list(lines))
