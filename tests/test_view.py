@@ -363,7 +363,10 @@ def test_command_serves_until_ctrl_c(checkpoint, predicted):
     command = [sys.executable, "-m", "mldanet", "view", "--checkpoint", str(checkpoint), "--folder", str(predicted["out"]),
                "--port", "0", "--device", "cpu"]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # started with SIGINT ignored, as under a parent that ignores it (a test runner's worker, `cmd &`):
+    # Ctrl-C still stops the server
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         line = process.stdout.readline()
         url = re.search(r"http://127\.0\.0\.1:(\d+)/", line)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import typing
 
 from mldanet.config import DeviceChoice
@@ -43,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
     )
     if folder is not None and not viewer.names:
         raise FileNotFoundError(f"predictions folder --folder {folder} holds no NAME_depth.npy (write some with `mldanet predict --out`)")
+    # A process started with SIGINT ignored (inherited from a parent that ignores it) would never
+    # stop on Ctrl-C or `kill -INT`: the server stops on it whatever it inherited.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     server = start_server(viewer, args.host, args.port)
     found = f", {len(viewer.names)} predictions from {folder}" if folder is not None else ""
     print(f"mldanet view: {server.url}  ({camera}{found}; Ctrl-C stops)", flush=True)
