@@ -16,6 +16,7 @@ from mldanet.data.base import (
     build_dataset,
     dataset_class,
     dataset_names,
+    is_module_spec,
     overrides,
     register_dataset,
     scaled_intrinsics,
@@ -127,3 +128,8 @@ def test_scaled_intrinsics_are_the_normalised_k_times_each_scales_size():
         expected = np.array([[fx, 0, cx, 0], [0, fy, cy, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
         np.testing.assert_allclose(k.numpy(), expected, rtol=1e-6)
         np.testing.assert_allclose((k @ inv_k).numpy(), np.eye(4), atol=1e-5)
+
+
+def test_is_module_spec_tells_a_users_class_from_a_registered_name():
+    assert is_module_spec("mypkg.mymodule:MyDataset") and is_module_spec("strips_ext:")
+    assert not is_module_spec("kitti") and not is_module_spec("folder")

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from mldanet.config import DataConfig, DeviceChoice, ImageExt
-from mldanet.data.base import FrameDataset, dataset_class, dataset_help
+from mldanet.data.base import FrameDataset, dataset_class, dataset_help, is_module_spec
 from mldanet.data.ground_truth import GroundTruth
 from mldanet.evaluation.evaluate import (
     EvalResult,
@@ -78,7 +78,7 @@ def evaluation_data(args: argparse.Namespace, trained: DataConfig | None) -> Dat
     """The dataset whose test lines ``evaluate`` scores: ``--dataset`` (default: the checkpoint's, else
     kitti) at ``--data-path``, with ``--split``/``--splits-dir`` and the ``trained`` checkpoint's
     other data settings (a folder's frame step and val_every make its generated test list)."""
-    if not args.dataset and trained is not None and ":" in trained.dataset:
+    if not args.dataset and trained is not None and is_module_spec(trained.dataset):
         # a checkpoint's config must not make evaluate import a module: the user names it
         raise ValueError(
             f"the checkpoint was trained on data.dataset={trained.dataset}, a user's module: pass --dataset "

@@ -520,12 +520,17 @@ def dataset_help() -> str:
 def dataset_class(name: str) -> type[FrameDataset]:
     """The dataset ``data.dataset=name`` names: a registered name, or ``MODULE:CLASS``, a
     :class:`FrameDataset` subclass in an importable module (named by ``name`` unless it registers itself)."""
-    if ":" in name:
+    if is_module_spec(name):
         return imported_dataset_class(name)
     names = dataset_names()
     if name not in DATASETS:
         raise ValueError(f"data.dataset={name!r} is not one of {', '.join(names)}, nor MODULE:CLASS")
     return DATASETS[name]
+
+
+def is_module_spec(name: str) -> bool:
+    """Whether ``data.dataset=name`` names a class in a user's module (``MODULE:CLASS``), not a registered dataset."""
+    return ":" in name
 
 
 def imported_dataset_class(spec: str) -> type[FrameDataset]:
@@ -558,7 +563,7 @@ def imported_dataset_class(spec: str) -> type[FrameDataset]:
 def trained_camera(data: DataConfig) -> TrainedCamera:
     """The camera of a run on ``data`` (:meth:`FrameDataset.trained_camera`); unknown when its dataset
     cannot be reached here (a user's module that is not on this machine's path)."""
-    if ":" in data.dataset:  # a checkpoint's config must not make this process import a module it names
+    if is_module_spec(data.dataset):  # a checkpoint's config must not make this process import a module it names
         return TrainedCamera(None, unknown=f"the run trained on a dataset of a user's module (data.dataset={data.dataset}), "
                                            "whose camera is not looked up")
     try:

@@ -97,17 +97,27 @@ def derived_config(config: Config, train_set: FrameDataset) -> Config:
     notes = [note for note in config.derived if _note_holds(note, config)]
     if config.uses_hints and train_set.hints_dir is None:
         derived.loss.use_hints = False
-        notes.append(f"loss.use_hints false: the {train_set.name} training set has no depth hints")
+        notes.append(_note("loss.use_hints", False, f"the {train_set.name} training set has no depth hints"))
     if stereo and train_set.stereo_baseline != config.data.baseline:
         derived.data.baseline = train_set.stereo_baseline
-        notes.append(f"data.baseline {train_set.stereo_baseline:g}: the stereo rig of the {train_set.name} training set")
+        notes.append(_note("data.baseline", train_set.stereo_baseline, f"the stereo rig of the {train_set.name} training set"))
     derived.derived = tuple(dict.fromkeys(notes))
     return derived
 
 
+def _note(key: str, value: object, why: str) -> str:
+    """A derived note, ``"<key> <value>: <why>"`` (``data.baseline 0.3: the stereo rig of ...``)."""
+    return f"{key} {_value_text(value)}: {why}"
+
+
 def _note_holds(note: str, config: Config) -> bool:
-    """Whether ``config`` still has the value a derived note (``"<key> <value>: <why>"``) names."""
+    """Whether ``config`` still has the value a derived note (:func:`_note`) names."""
     key, _, value = note.partition(":")[0].partition(" ")
-    current = flat_config(config).get(key)
-    shown = str(current).lower() if isinstance(current, bool) else f"{current:g}" if isinstance(current, float) else str(current)
-    return shown == value
+    return _value_text(flat_config(config).get(key)) == value
+
+
+def _value_text(value: object) -> str:
+    """A config value as a note writes it: ``false``, ``0.3`` (``%g``), else ``str``."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
