@@ -29,6 +29,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from mldanet.evaluation.metrics import LOWER_IS_BETTER, METRIC_NAMES
+
 from benchmarks.results import CPU_FLAGS, RESULTS, cpu_flags, write_section
 
 KERNEL_ENV = {
@@ -43,12 +45,13 @@ def default_kernels() -> list[str]:
     return ["native", "avx2"] if "avx512f" in cpu_flags() else ["native"]
 
 
-def expected_settings(tiny: bool, steps: int | None) -> dict:
+def expected_settings(tiny: bool, steps: int | None, overrides: list[str] = ()) -> dict:
     """The demo settings a run of this benchmark records in its report.json (JSON types)."""
     from mldanet.demo import DemoSettings, report_settings
 
     settings = DemoSettings.tiny() if tiny else DemoSettings.default()
     settings.steps = steps
+    settings.overrides = tuple(overrides)
     return json.loads(json.dumps(report_settings(settings)))
 
 
@@ -85,6 +88,7 @@ def run_one(run_dir: Path, kernels: str, seed: int, threads: int, jobs: int, arg
                "--threads", str(threads), "--jobs", str(jobs)]
     command += ["--steps", str(args.steps)] if args.steps is not None else []
     command += ["--tiny"] if args.tiny else []
+    command += [f"--set={item}" for item in args.overrides]
     env = {**os.environ, **KERNEL_ENV[kernels], "OMP_NUM_THREADS": str(threads)}
     run_dir.mkdir(parents=True)
     print(f"{run_dir.name}: running ({threads} threads), log in {run_dir / 'log.txt'}", flush=True)
@@ -108,7 +112,7 @@ def child(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     run_dir = Path(args.child)
-    run_demo(run_dir, tiny=args.tiny, seed=args.seeds[0], steps=args.steps)
+    run_demo(run_dir, tiny=args.tiny, seed=args.seeds[0], steps=args.steps, overrides=args.overrides)
     info = {
         "kernels": args.kernels[0],
         "environment": KERNEL_ENV[args.kernels[0]],
@@ -132,6 +136,12 @@ def collect(out: Path, kernels: list[str], seeds: list[int], settings: dict) -> 
     return rows
 
 
+def beats_prior(report: dict, metrics: tuple[str, ...]) -> bool:
+    """The trained network is better than the median-depth prior on every one of ``metrics``."""
+    trained, prior = report["trained"], report["prior"]
+    return all(trained[m] < prior[m] if m in LOWER_IS_BETTER else trained[m] > prior[m] for m in metrics)
+
+
 def mark(value: float, limit: float, below: bool, digits: int = 3) -> str:
     met = value <= limit if below else value >= limit
     return f"**{value:.{digits}f}** ({'met' if met else 'missed'}: {'≤' if below else '≥'} {limit:g})"
@@ -142,15 +152,21 @@ def run_line(row: dict) -> str:
     report, info = row["report"], row["info"]
     head = f"| {row['kernels']} | {info.get('capability', '–')} | {row['seed']} |"
     if report is None:
-        return head + f" failed: see `{row['dir'] / 'log.txt'}` |" + " |" * 8
+        return head + f" failed: see `{row['dir'] / 'log.txt'}` |" + " |" * 10
     trained, prior = report["trained"], report["prior"]
     concurrent = "*" if info.get("jobs", 1) > 1 else ""
     process = f"{info['process_seconds']:.0f}{concurrent}" if "process_seconds" in info else "–"
     return head + (
         f" {trained['abs_rel']:.3f} | {trained['sq_rel']:.3f} | {trained['rmse']:.3f} | {trained['a1']:.3f} |"
         f" {prior['abs_rel']:.3f} | {trained['abs_rel'] / prior['abs_rel']:.2f} |"
+        f" {boundary(trained)} | {boundary(prior)} |"
         f" {'yes' if report['flat_prediction'] else 'no'} | {report['seconds']['total']:.0f}{concurrent} | {process} |"
     )
+
+
+def boundary(metrics: dict) -> str:
+    """ε_comp in pixels (reports before the boundary metrics have none)."""
+    return f"{metrics['dbe_comp']:.2f}" if "dbe_comp" in metrics else "–"
 
 
 def mean_line(label: str, reports: list[dict]) -> str:
@@ -163,9 +179,11 @@ def mean_line(label: str, reports: list[dict]) -> str:
     prior = mean([r["prior"]["abs_rel"] for r in reports])
     ratio = mean([r["trained"]["abs_rel"] / r["prior"]["abs_rel"] for r in reports])
     flat = sum(r["flat_prediction"] for r in reports)
+    comp = [(r["trained"]["dbe_comp"], r["prior"]["dbe_comp"]) for r in reports if "dbe_comp" in r["trained"]]
+    comps = f" {mean([t for t, _ in comp]):.2f} | {mean([p for _, p in comp]):.2f} |" if comp else " – | – |"
     return (
         f"| **{label}** | | | **{trained['abs_rel']:.3f}** | {trained['sq_rel']:.3f} | {trained['rmse']:.3f} |"
-        f" **{trained['a1']:.3f}** | {prior:.3f} | {ratio:.2f} | {flat} of {len(reports)} |"
+        f" **{trained['a1']:.3f}** | {prior:.3f} | {ratio:.2f} |{comps} {flat} of {len(reports)} |"
         f" {mean([r['seconds']['total'] for r in reports]):.0f} | |"
     )
 
@@ -188,6 +206,11 @@ def target_lines(rows: list[dict]) -> list[str]:
         f"- worst run's abs_rel ÷ its prior's {mark(worst_ratio, 0.90, True, 2)}",
         f"- flat predictions: **{flat} of {len(reports)}** ({'met' if flat == 0 else 'missed'}: none)",
     ]
+    scored = [r for r in reports if "dbe_comp" in r["trained"]]
+    if scored:
+        ahead = sum(beats_prior(r, (*METRIC_NAMES, "dbe_comp")) for r in scored)
+        lines.append(f"- runs better than their prior on all seven metrics and ε_comp: **{ahead} of {len(scored)}** "
+                     f"({'met' if ahead == len(scored) else 'missed'}: all)")
     if failed:
         lines.append(f"- failed runs: **{failed}** (missed: every run must finish)")
     alone = [row for row in rows if row["report"] is not None and row["info"].get("jobs", 1) == 1]
@@ -208,8 +231,8 @@ def section(rows: list[dict], args: argparse.Namespace, settings: dict) -> str:
     jobs = sorted({row["info"].get("jobs", 1) for row in rows if row["report"] is not None})
     threads = sorted({row["info"].get("threads") for row in rows if row["info"].get("threads")})
     header = [
-        "| kernels | ATen | seed | abs_rel | sq_rel | rmse | a1 | prior abs_rel | ÷ prior | flat | seconds | process s |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
+        "| kernels | ATen | seed | abs_rel | sq_rel | rmse | a1 | prior abs_rel | ÷ prior | ε_comp px | prior ε_comp px | flat | seconds | process s |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
     ]
     means = []
     finished = [row for row in rows if row["report"] is not None]
@@ -219,7 +242,8 @@ def section(rows: list[dict], args: argparse.Namespace, settings: dict) -> str:
     if finished:
         means.append(mean_line("mean (all runs)", [r["report"] for r in finished]))
     return "\n".join([
-        f"`mldanet demo` ({'--tiny, ' if args.tiny else ''}{settings['steps']} steps) for seeds "
+        f"`mldanet demo` ({'--tiny, ' if args.tiny else ''}{''.join(f'--set {o}, ' for o in args.overrides)}"
+        f"{settings['steps']} steps) for seeds "
         f"{', '.join(map(str, args.seeds))}: the seed renders the drives and seeds the training. "
         f"Each run in its own process with {', '.join(map(str, threads)) or '?'} torch thread(s); "
         + ("one run at a time." if jobs == [1] else f"**runs at a time: {' or '.join(map(str, jobs))}; "
@@ -231,7 +255,8 @@ def section(rows: list[dict], args: argparse.Namespace, settings: dict) -> str:
         "",
         "Metrics on the held-out drive (stereo scaling, metres); ÷ prior = abs_rel ÷ the median-depth prior's "
         "abs_rel of the same drives; flat = the prediction collapsed to one depth (report.json "
-        "`flat_prediction`); seconds = the demo's stages, process s = the whole process.",
+        "`flat_prediction`); ε_comp = iBims-1's depth boundary completeness error on the rendered dense depth "
+        "(pixels, lower is better); seconds = the demo's stages, process s = the whole process.",
         "",
         *header,
         *(run_line(row) for row in rows),
@@ -243,6 +268,14 @@ def section(rows: list[dict], args: argparse.Namespace, settings: dict) -> str:
     ])
 
 
+def section_name(overrides: list[str]) -> tuple[str, str]:
+    """RESULTS.md section and title: the default demo's, or one of its own per set of overrides."""
+    if not overrides:
+        return "demo_seeds", "Demo: seeds × CPU kernels"
+    slug = "_".join(f"{key.rsplit('.', 1)[-1]}_{value}" for key, _, value in (o.partition("=") for o in overrides))
+    return f"demo_seeds_{''.join(c if c.isalnum() else '_' for c in slug)}", f"Demo: seeds × CPU kernels, {', '.join(overrides)}"
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -250,6 +283,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, help="training steps, passed to mldanet demo (default: its own)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time, each with cores / jobs torch threads")
     parser.add_argument("--out", default="demo_seeds", help="folder of the run folders (default: demo_seeds)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="passed to mldanet demo --set (repeatable), e.g. model.structure_attention=guided")
     parser.add_argument("--tiny", action="store_true", help="mldanet demo --tiny: the smoke check of this script")
     parser.add_argument("--results", type=Path, default=RESULTS, help=f"the results file (default: {RESULTS})")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -266,7 +301,7 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    out, settings = Path(args.out), expected_settings(args.tiny, args.steps)
+    out, settings = Path(args.out), expected_settings(args.tiny, args.steps, args.overrides)
     pending = []
     for name in args.kernels:
         for seed in args.seeds:
@@ -283,7 +318,8 @@ def main() -> None:
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         list(pool.map(lambda job: run_one(*job, threads, jobs, args), pending))
     body = section(collect(out, args.kernels, args.seeds, settings), args, settings)
-    path = write_section("demo_seeds", body, title="Demo: seeds × CPU kernels", path=args.results)
+    name, title = section_name(args.overrides)
+    path = write_section(name, body, title=title, path=args.results)
     print(body)
     print(f"\nwritten to {path}")
 

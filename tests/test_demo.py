@@ -187,6 +187,21 @@ def test_demo_settings_follow_the_device():
     assert settings_for(torch.device("cuda"), tiny=True).preset == "demo_tiny"
 
 
+def test_demo_overrides_change_the_recipe_and_a_bad_one_stops_before_rendering(tmp_path, capsys):
+    from mldanet.demo import DemoSettings
+
+    settings = DemoSettings.tiny()
+    settings.overrides = ("model.structure_attention=guided", "optim.lr=0.001")
+    recipe = settings.recipe()
+    assert (recipe.model.structure_attention, recipe.optim.lr) == ("guided", 0.001)
+    assert DemoSettings.tiny().recipe().model.structure_attention != "guided"  # the preset itself is unchanged
+
+    assert main(["demo", "--tiny", "--set", "model.structure_attention=sideways", "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "structure_attention" in err and "sideways" in err and "Traceback" not in err
+    assert not (tmp_path / "d").exists()
+
+
 def test_demo_on_an_absent_gpu_or_a_bad_budget_is_one_line(tmp_path, capsys, monkeypatch):
     import torch
 

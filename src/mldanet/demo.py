@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from mldanet.config import Config, DataConfig, config_from_dict, load_preset
+from mldanet.config import Config, DataConfig, apply_overrides, config_from_dict, load_preset
 from mldanet.data.base import FrameDataset, compute_hints, dataset_class
 from mldanet.data.ground_truth import benchmark_depth_path, load_benchmark_depth
 from mldanet.data.npy import load_npy
@@ -54,6 +54,7 @@ class DemoSettings:
     hint_num_disparities: tuple[int, ...]
     preset: str = "demo"
     steps: int | None = None
+    overrides: tuple[str, ...] = ()  # ``--set KEY=VALUE`` on the preset, e.g. model.structure_attention=guided
     grid_frames: int = 4
     predict_frames: int = 4
     workers: int = 2
@@ -85,8 +86,8 @@ class DemoSettings:
         )
 
     def recipe(self) -> Config:
-        """The training config of the preset, with ``steps`` applied."""
-        config = load_preset(self.preset)
+        """The training config of the preset, with ``overrides`` and ``steps`` applied."""
+        config = apply_overrides(load_preset(self.preset), list(self.overrides))
         if self.steps is not None:
             config.optim.max_steps = self.steps
         return config
@@ -340,11 +341,11 @@ def evaluate_prior(data: DemoData, recipe: Config) -> dict[str, float]:
 
 def run_demo(
     out: str | Path, tiny: bool = False, seed: int = 0, steps: int | None = None, device: str = "auto",
-    minutes: float | None = None,
+    minutes: float | None = None, overrides: tuple[str, ...] | list[str] = (),
 ) -> DemoReport:
     """The whole demo into ``out``. ``device``: auto (CUDA when PyTorch sees it), cpu or cuda; on CUDA the
     GPU recipe unless ``tiny``. ``minutes``: the whole run's wall-time budget, which sets the steps
-    (``steps`` is then ignored)."""
+    (``steps`` is then ignored). ``overrides``: ``section.key=value`` strings on the recipe's preset."""
     from mldanet.device import resolve_device
     from mldanet.predict import predict_paths
     from mldanet.models.checkpoint import load_depth_net
@@ -357,6 +358,8 @@ def run_demo(
     torch_device = resolve_device(device)
     settings = settings_for(torch_device, tiny)
     settings.steps = steps
+    settings.overrides = tuple(overrides)
+    settings.recipe()  # a bad override stops the run before any rendering
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     clock = StageClock()

@@ -21,9 +21,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float,
                         help="the whole demo's wall-time budget: the first steps are timed and the training "
                         "length (and its cosine schedule) fitted to what the other stages leave")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a key of the demo's training preset, e.g. --set model.structure_attention=residual "
+                        "(repeatable; the report records it)")
 
 
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    run_demo(args.out, tiny=args.tiny, seed=args.seed, steps=args.steps, device=args.device, minutes=args.minutes)
+    run_demo(args.out, tiny=args.tiny, seed=args.seed, steps=args.steps, device=args.device, minutes=args.minutes,
+             overrides=args.overrides)
     return 0
