@@ -50,17 +50,19 @@ from mldanet.folder_lock import FolderLock, FolderLocked
 STUDY = Path(__file__).resolve().parent / "ablation_components.json"
 PROBE_FRAMES = 16
 
+# Each MLDA-Net row names its structure attention form: the rows were first run with the residual
+# form as the default, and a finished run is found again by its row name alone.
 ROWS = {
     "baseline": ("baseline (monodepth2-style)", ["model.variant=baseline"]),
-    "full": ("MLDA-Net (residual SA)", []),
+    "full": ("MLDA-Net (residual SA)", ["model.structure_attention=residual"]),
     "sa_off": ("SA off", ["model.structure_attention=none"]),
     "sa_guided": ("SA guided (replacing)", ["model.structure_attention=guided"]),
     "sa_seed": ("SA seed (Eq. 8)", ["model.structure_attention=seed"]),
-    "ca_off": ("decoder CA off", ["model.decoder_attention=false"]),
-    "single_level": ("multi-level features off", ["model.multi_level=false"]),
+    "ca_off": ("decoder CA off", ["model.structure_attention=residual", "model.decoder_attention=false"]),
+    "single_level": ("multi-level features off", ["model.structure_attention=residual", "model.multi_level=false"]),
     # Issue 22 item 5's first candidate: γ stays at its initial 0.1 at the shared rate (Adam moves it
     # ~lr a step), so the residual form never finds out how much SA to mix in; 20× lets it travel 0..1.
-    "sa_mix_lr": ("residual SA, γ at 20× lr", ["optim.structure_mix_lr_scale=20"]),
+    "sa_mix_lr": ("residual SA, γ at 20× lr", ["model.structure_attention=residual", "optim.structure_mix_lr_scale=20"]),
 }
 # The paper's claim first: baseline, full and SA off over every seed, then the other rows.
 FIRST = ("baseline", "full", "sa_off")

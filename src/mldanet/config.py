@@ -51,7 +51,7 @@ class ModelConfig:
     variant: Variant = architecture("mlda")
     decoder_attention: bool = architecture(True)  # channel attention in the decoder (docs/METHOD.md §5, step 2)
     attention_affinity: Affinity = architecture("cosine")  # models/attention.py ChannelAttention
-    structure_attention: StructureAttentionForm = architecture("residual")  # models/attention.py StructureAttention; none: SA off
+    structure_attention: StructureAttentionForm = architecture("guided")  # models/attention.py StructureAttention; none: SA off
     multi_level: bool = architecture(True)  # the image branch fused by global attention (docs/METHOD.md §1–§3); false: backbone features only
     decoder_norm: DecoderNorm = architecture("group")  # MLDA-Net's decoder blocks (models/decoder.py ConvBlock); baseline: none
     scales: tuple[int, ...] = architecture((0, 1, 2, 3))

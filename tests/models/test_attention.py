@@ -159,7 +159,7 @@ def spatial_std(x: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("logit", [-50.0, 50.0])
 def test_residual_structure_attention_survives_saturated_gates(logit: float) -> None:
     torch.manual_seed(7)
-    module = StructureAttention(4)
+    module = StructureAttention(4, form="residual")
     force_gate_logits(module, logit)
     low = torch.randn(2, 4, 8, 12)
     high = torch.randn(2, 4, 16, 24, requires_grad=True)
@@ -176,7 +176,9 @@ def test_residual_structure_attention_survives_saturated_gates(logit: float) -> 
 
 
 def test_guided_form_goes_flat_when_its_gate_closes() -> None:
-    """What the residual form prevents: with T = 0 every weight is 0, the fit is flat and passes no gradient."""
+    """The risk of the default form, which the residual form removes: with T = 0 every weight is 0,
+    the fit is flat and passes no gradient (the collapse check in docs/METHOD.md §10 row 8 found no
+    run where it happened)."""
     torch.manual_seed(7)
     module = StructureAttention(4, form="guided")
     force_gate_logits(module, -50.0)
@@ -223,7 +225,7 @@ def test_residual_structure_attention_is_open_at_initialisation(decoder_norm: st
 
 
 def test_replacing_structure_attention_is_nearly_shut_at_initialisation() -> None:
-    """The measurement behind the residual default: where a skip connection joins (levels 1–4) the
+    """Why the default form learns slowly at first: where a skip connection joins (levels 1–4) the
     guided form of earlier releases (unnormalised decoder) lets little of f_h through (measured
     2.6e-2, 4.6e-5, 2.0e-6, 7.3e-8 at levels 4..1; level 0, without a skip, is f_l upsampled and
     passes). With the GroupNorm decoder it is 0.16, 2.0e-2, 1.3e-3, 7.8e-4: shut below level 4."""

@@ -122,7 +122,27 @@ def test_checkpoints_from_before_the_attention_forms_load_with_the_forms_they_us
     config = checkpoint_config({"config": {**Config().to_dict(), "model": {**model, **legacy}}})
     assert tuple(getattr(config.model, key) for key in forms) == (affinity, "guided", "none")
     today = checkpoint_config({"config": Config().to_dict()})
-    assert tuple(getattr(today.model, key) for key in forms) == ("cosine", "residual", "group")
+    assert tuple(getattr(today.model, key) for key in forms) == ("cosine", "guided", "group")
+
+
+def test_checkpoints_of_the_residual_default_keep_their_form(tmp_path):
+    """The residual structure attention was the default until the component study (issue 22): its
+    checkpoints name it and load with it, whatever today's default."""
+    from mldanet.models import build_depth_net
+    from mldanet.models.checkpoint import load_depth_net
+
+    config = Config()
+    config.model.structure_attention, config.model.weights_init = "residual", "scratch"
+    torch.manual_seed(0)
+    net = build_depth_net("resnet18", "mlda", pretrained=False, structure_attention="residual").eval()
+    path = save_checkpoint({"config": config.to_dict(), "depth_net": net.state_dict(), "pose_net": None, "step": 0, "epoch": 0},
+                           tmp_path / "residual.pt")
+    loaded, loaded_config = load_depth_net(path)
+    assert loaded_config.model.structure_attention == "residual" != Config().model.structure_attention
+    assert all(m.form == "residual" and m.gamma is not None for m in loaded.decoder.structure_attention.values())
+    image = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(image)[0], net(image)[0], rtol=0, atol=0)
 
 
 def test_checkpoints_from_before_the_depth_range_moved_keep_theirs():

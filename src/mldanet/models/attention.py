@@ -105,16 +105,17 @@ class StructureAttention(nn.Module):
     T = sigmoid(ψ(ReLU(θ(f'_l) + φ(f_l)))) (1×1 convs, ψ to one channel) weighs each
     low-resolution pixel in the guided filter. Three forms (``model.structure_attention``):
 
-    - ``"guided"`` (the specification's form, docs/METHOD.md §4.3; the form of earlier releases):
-      weights T², the filter fits f_l ≈ a·f'_l + b and its output A·f_h + B replaces f_h.
+    - ``"guided"`` (default; the specification's form, docs/METHOD.md §4.3): weights T², the filter
+      fits f_l ≈ a·f'_l + b and its output A·f_h + B replaces f_h.
     - ``"seed"`` (the source's Eq. 8 as written): weights T², the filter fits f'_l ≈ a·f_l + b and
       its output A·f_h + B replaces f_h.
-    - ``"residual"`` (default): weights ε + (1 − ε)·T² (ε = ``min_weight``) and the filter as in
-      ``"guided"``, mixed into f_h as a refinement: out = f_h + γ ⊙ (A·f_h + B − f_h), with a learned
+    - ``"residual"`` (the default before the component study): weights ε + (1 − ε)·T²
+      (ε = ``min_weight``) and the filter as in ``"guided"``, mixed into f_h as a refinement: out = f_h + γ ⊙ (A·f_h + B − f_h), with a learned
       per-channel γ that starts at ``initial_mix`` (small, so that f_h passes almost whole, and not
       0, so that the gate's convolutions get gradients from the first step).
 
-    Why the default is residual, with the measurements: docs/METHOD.md §4.3 and §10.
+    Why the default is guided, and when the residual form is the better choice, with the
+    measurements: docs/METHOD.md §4.3 and §10 (row 8).
     """
 
     def __init__(
@@ -122,7 +123,7 @@ class StructureAttention(nn.Module):
         channels: int,
         radius: int = 2,
         eps: float = 1e-2,
-        form: str = "residual",
+        form: str = "guided",
         min_weight: float = 0.05,
         initial_mix: float = 0.1,
     ) -> None:

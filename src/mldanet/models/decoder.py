@@ -4,7 +4,7 @@ From x = the deepest feature level, for k = 4..0:
     f_l = ConvBlock(x) → D_k                        (at H/2^(k+1))
     u   = nearest ×2 of f_l, concatenated with skip level k when k > 0; CA(u) when enabled
     f_h = ConvBlock(u) → D_k                        (at H/2^k)
-    x   = SA(f_l, f_h) when enabled (by default f_h refined residually), else f_h
+    x   = SA(f_l, f_h) when enabled (by default the guided filter's output replaces f_h), else f_h
     disp_k = sigmoid(Conv3×3(x)) for k in scales
 ConvBlock normalises with GroupNorm when ``norm="group"`` (MLDA-Net's default, see ConvBlock).
 With CA and SA off and ``norm="none"`` this is monodepth2's U-Net depth decoder.
@@ -78,7 +78,7 @@ class Decoder(nn.Module):
         structure_attention: bool = True,
         attention_affinity: str = "cosine",
         widths: Sequence[int] = DECODER_CHANNELS,
-        structure_form: str = "residual",
+        structure_form: str = "guided",
         norm: str = "none",
     ) -> None:
         super().__init__()
