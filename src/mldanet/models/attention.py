@@ -110,9 +110,10 @@ class StructureAttention(nn.Module):
     - ``"seed"`` (the source's Eq. 8 as written): weights T², the filter fits f'_l ≈ a·f_l + b and
       its output A·f_h + B replaces f_h.
     - ``"residual"`` (the default before the component study): weights ε + (1 − ε)·T²
-      (ε = ``min_weight``) and the filter as in ``"guided"``, mixed into f_h as a refinement: out = f_h + γ ⊙ (A·f_h + B − f_h), with a learned
-      per-channel γ that starts at ``initial_mix`` (small, so that f_h passes almost whole, and not
-      0, so that the gate's convolutions get gradients from the first step).
+      (ε = ``min_weight``) and the filter as in ``"guided"``, mixed into f_h as a refinement:
+      out = f_h + γ ⊙ (A·f_h + B − f_h), with a learned per-channel γ that starts at
+      ``initial_mix`` (small, so that f_h passes almost whole, and not 0, so that the gate's
+      convolutions get gradients from the first step).
 
     Why the default is guided, and when the residual form is the better choice, with the
     measurements: docs/METHOD.md §4.3 and §10 (row 8).
