@@ -191,10 +191,11 @@ def test_demo_overrides_change_the_recipe_and_a_bad_one_stops_before_rendering(t
     from mldanet.demo import DemoSettings
 
     settings = DemoSettings.tiny()
-    settings.overrides = ("model.structure_attention=guided", "optim.lr=0.001")
+    settings.overrides = ("model.structure_attention=residual", "optim.lr=0.001")
     recipe = settings.recipe()
-    assert (recipe.model.structure_attention, recipe.optim.lr) == ("guided", 0.001)
-    assert DemoSettings.tiny().recipe().model.structure_attention != "guided"  # the preset itself is unchanged
+    assert (recipe.model.structure_attention, recipe.optim.lr) == ("residual", 0.001)
+    untouched = DemoSettings.tiny().recipe().model  # the preset itself is unchanged
+    assert untouched.structure_attention == "guided" and DemoSettings.tiny().recipe().optim.lr != 0.001
 
     assert main(["demo", "--tiny", "--set", "model.structure_attention=sideways", "--out", str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err

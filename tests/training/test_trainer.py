@@ -78,6 +78,7 @@ def test_structure_mix_weights_get_their_own_learning_rate(kitti_fixture, tmp_pa
     from mldanet.training.trainer import depth_net_groups
 
     config = small_config(kitti_fixture, tmp_path, mode="MS", variant="mlda", max_steps=1)
+    config.model.structure_attention = "residual"  # the form with γ
     net = Trainer(config, build_datasets(config)[0], progress=False).depth_net
     gammas = {id(m.gamma) for m in net.decoder.structure_attention.values()}
     assert len(depth_net_groups(net, config.optim)) == 1  # the default: one group, as before
