@@ -7,9 +7,9 @@ The demo's data and recipe (presets/demo.yaml: 192×64, batch 4, MS + depth hint
 weights, cosine lr with warm-up, from scratch), one change per row:
 
 - ``baseline``: monodepth2's ResNet + U-Net (no image branch, no attention, no decoder norm);
-- ``full``: MLDA-Net as shipped (residual SA);
+- ``full``: MLDA-Net with the residual SA (the default when the study began; the verdicts compare with it);
 - ``sa_off``: MLDA-Net with the structure attention off (the identity);
-- ``sa_guided``, ``sa_seed``: the other SA forms (the specification's, the source's Eq. 8);
+- ``sa_guided``, ``sa_seed``: the other SA forms (the specification's, the default since 2026-12-07; the source's Eq. 8);
 - ``ca_off``: the decoder's channel attention off;
 - ``single_level``: the image branch and its global attention off (backbone features only);
 - ``sa_mix_lr``: the residual SA with its mixing weights γ at 20× the learning rate.

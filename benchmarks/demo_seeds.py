@@ -29,7 +29,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from mldanet.evaluation.metrics import LOWER_IS_BETTER, METRIC_NAMES
+from mldanet.evaluation.metrics import METRIC_NAMES, is_better
 
 from benchmarks.results import CPU_FLAGS, RESULTS, cpu_flags, write_section
 
@@ -139,7 +139,7 @@ def collect(out: Path, kernels: list[str], seeds: list[int], settings: dict) -> 
 def beats_prior(report: dict, metrics: tuple[str, ...]) -> bool:
     """The trained network is better than the median-depth prior on every one of ``metrics``."""
     trained, prior = report["trained"], report["prior"]
-    return all(trained[m] < prior[m] if m in LOWER_IS_BETTER else trained[m] > prior[m] for m in metrics)
+    return all(is_better(m, trained[m], prior[m]) for m in metrics)
 
 
 def mark(value: float, limit: float, below: bool, digits: int = 3) -> str:

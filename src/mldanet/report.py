@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mldanet.evaluation.metrics import LOWER_IS_BETTER, METRIC_NAMES
+from mldanet.evaluation.metrics import LOWER_IS_BETTER, METRIC_NAMES, is_better
 from mldanet.training.collapse import disparity_variation
 
 # Depth boundary errors on the rendered (dense) depth, pixels at the network's output size, and the edge F1.
@@ -89,7 +89,7 @@ def verdict(report: Any) -> str:
     """
     trained, prior, untrained = report.trained, report.prior, report.untrained
     keys = [key for key in METRIC_NAMES if key in trained and key in prior]
-    better = [key for key in keys if (trained[key] < prior[key] if key in LOWER_IS_BETTER else trained[key] > prior[key])]
+    better = [key for key in keys if is_better(key, trained[key], prior[key])]
     worse = [key for key in keys if key not in better]
     beats = trained["abs_rel"] < prior["abs_rel"]
     if not worse:

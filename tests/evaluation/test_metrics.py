@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from mldanet.evaluation.metrics import METRIC_NAMES, compute_depth_metrics
+from mldanet.evaluation.metrics import METRIC_NAMES, compute_depth_metrics, is_better
 
 
 def test_metrics_match_hand_computed_values():
@@ -38,3 +38,9 @@ def test_bad_input_is_refused():
         compute_depth_metrics(np.ones(3), np.ones(2))
     with pytest.raises(ValueError, match="no pixels"):
         compute_depth_metrics(np.ones(0), np.ones(0))
+
+
+def test_is_better_is_lower_for_errors_higher_for_ratios_and_strict():
+    assert is_better("abs_rel", 0.1, 0.2) and not is_better("abs_rel", 0.2, 0.1)
+    assert is_better("dbe_comp", 3.0, 4.0) and is_better("a1", 0.9, 0.8) and is_better("edge_f1", 0.6, 0.5)
+    assert not is_better("a1", 0.8, 0.9) and not is_better("rmse", 5.0, 5.0) and not is_better("a3", 0.9, 0.9)

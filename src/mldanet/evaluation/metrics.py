@@ -10,6 +10,11 @@ METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 LOWER_IS_BETTER = frozenset({"abs_rel", "sq_rel", "rmse", "rmse_log", "dbe_acc", "dbe_comp"})
 
 
+def is_better(metric: str, value: float, other: float) -> bool:
+    """``value`` of ``metric`` is strictly better than ``other``: lower for an error, higher otherwise."""
+    return value < other if metric in LOWER_IS_BETTER else value > other
+
+
 def compute_depth_metrics(gt: np.ndarray, pred: np.ndarray) -> dict[str, np.float64]:
     """Metrics of predicted depths ``pred`` against ground truth ``gt`` (same shape, both > 0).
 
