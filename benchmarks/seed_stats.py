@@ -26,8 +26,9 @@ def seed_stats(runs: Mapping[str, Iterable[Mapping[str, float]]], keys: Iterable
 
 
 def beyond_spread(stats: Stats, reference: str, keys: Iterable[str], lower_is_better: set[str],
-                  names: Mapping[str, str] | None = None) -> list[str]:
-    """One line per row other than ``reference``: the keys where |Δmean| > std_reference + std_row.
+                  names: Mapping[str, str] | None = None, rows: Iterable[str] | None = None) -> list[str]:
+    """One line per row other than ``reference`` (those of ``rows`` present, default all): the keys where
+    |Δmean| > std_reference + std_row.
 
     A verdict needs a spread, so a row (or the reference) with fewer than 2 seeds gets none.
     """
@@ -35,21 +36,23 @@ def beyond_spread(stats: Stats, reference: str, keys: Iterable[str], lower_is_be
     if reference not in stats:
         return [f"- (no {names.get(reference, reference)} run yet)"]
     lines = []
-    for row, values in stats.items():
+    for row in stats if rows is None else [r for r in rows if r in stats]:
+        values = stats[row]
         if row == reference:
             continue
         label = names.get(row, row)
         if min(values[keys[0]][2], stats[reference][keys[0]][2]) < 2:
             lines.append(f"- {label}: fewer than 2 seeds done, no verdict yet.")
             continue
-        beyond = []
+        better, worse = [], []
         for key in keys:
             (mean_ref, std_ref, _), (mean_row, std_row, _) = stats[reference][key], values[key]
             if abs(mean_row - mean_ref) > std_ref + std_row:
                 reference_better = (mean_ref < mean_row) == (key in lower_is_better)
-                beyond.append(f"{key} ({names.get(reference, reference)} {'better' if reference_better else 'worse'})")
-        lines.append(f"- {label}: " + (", ".join(beyond) + " differ beyond the seed spread." if beyond
-                                       else "nothing differs beyond the seed spread."))
+                (better if reference_better else worse).append(key)
+        verdicts = [f"{word} on {', '.join(found)}" for word, found in (("better", better), ("worse", worse)) if found]
+        lines.append(f"- {label}: " + (f"{names.get(reference, reference)} is {'; '.join(verdicts)} beyond the seed spread."
+                                       if verdicts else "nothing differs beyond the seed spread."))
     return lines
 
 

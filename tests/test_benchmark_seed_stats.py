@@ -29,9 +29,22 @@ def test_only_differences_beyond_both_spreads_are_named():
     stats = seed_stats(runs(), ["abs_rel", "a1"])
     lines = beyond_spread(stats, "full", ["abs_rel", "a1"], {"abs_rel"}, {"full": "MLDA-Net"})
     # abs_rel: |0.21 - 0.11| = 0.1 > 0.0141 + 0.0141; a1: |0.88 - 0.89| = 0.01 < 0.0283
-    assert lines[0] == "- worse: abs_rel (MLDA-Net better) differ beyond the seed spread."
+    assert lines[0] == "- worse: MLDA-Net is better on abs_rel beyond the seed spread."
     assert lines[1] == "- one_seed: fewer than 2 seeds done, no verdict yet."
     assert beyond_spread(stats, "missing", ["abs_rel"], set()) == ["- (no missing run yet)"]
+
+
+def test_a_row_both_better_and_worse_gets_both_lists():
+    stats = seed_stats({"full": [{"a": 1.0, "b": 1.0}, {"a": 1.1, "b": 1.1}],
+                        "row": [{"a": 2.0, "b": 2.0}, {"a": 2.1, "b": 2.1}]}, ["a", "b"])
+    assert beyond_spread(stats, "full", ["a", "b"], {"a"}) == ["- row: full is better on a; worse on b beyond the seed spread."]
+
+
+def test_verdicts_can_be_restricted_to_some_rows_in_their_order():
+    stats = seed_stats(runs(), ["abs_rel"])
+    lines = beyond_spread(stats, "full", ["abs_rel"], {"abs_rel"}, rows=["one_seed", "not_run", "worse"])
+    assert lines == ["- one_seed: fewer than 2 seeds done, no verdict yet.",
+                     "- worse: full is better on abs_rel beyond the seed spread."]
 
 
 def test_table_has_a_cell_per_key_and_drops_the_spread_of_one_seed():
