@@ -6,7 +6,8 @@ The step of ``mldanet demo`` (presets/demo.yaml: MLDA-Net R18 from scratch, 192�
 with depth hints and learned loss weights, Adam) on a synthetic batch, so that data loading is
 left out. The floor is the step's convolution and matrix FLOPs (forward and backward of the
 depth and pose nets) ÷ this CPU's best 3×3-convolution rate, measured before and after the
-steps (the faster one counts). A profile of a few steps says where the time above the floor goes.
+steps (the faster one counts). Each round also times the step with every convolution left to oneDNN
+(the A/B of models/small_map_conv.py). A profile of a few steps says where the time above the floor goes.
 Target (issue 22): step ≤ 1.8× the floor.
 """
 
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -22,6 +25,7 @@ from benchmarks.results import machine_line, write_section
 from benchmarks.workloads import _Sized, conv_rate, median_seconds, step_flops, synthetic_batch
 
 from mldanet.config import load_preset
+from mldanet.models import small_map_conv
 from mldanet.training.trainer import Trainer
 
 TARGET = 1.8
@@ -31,10 +35,22 @@ CATEGORIES = (
     ("optimizer step (Adam)", ("Optimizer.step",)),
     ("convolution backward", ("aten::convolution_backward",)),
     ("convolution forward", ("aten::convolution",)),
+    ("convolutions on small maps as matrix products, fwd + bwd", ("aten::mm", "aten::im2col", "aten::col2im")),
     ("matrix products (attention)", ("aten::bmm", "aten::baddbmm")),
     ("grid sample (warps), fwd + bwd", ("aten::grid_sampler_2d", "aten::grid_sampler_2d_backward")),
 )
 OTHER = "the rest (element-wise, normalisation, copies, reductions)"
+
+
+@contextmanager
+def every_conv_by_onednn() -> Iterator[None]:
+    """The step as it was before small maps trained as one matrix product (the A/B of that change)."""
+    saved = small_map_conv.MAX_OUTPUT_PIXELS
+    small_map_conv.MAX_OUTPUT_PIXELS = 0
+    try:
+        yield
+    finally:
+        small_map_conv.MAX_OUTPUT_PIXELS = saved
 
 
 def demo_trainer(variant: str, out: str) -> tuple[Trainer, object]:
@@ -81,20 +97,28 @@ def main() -> None:
         trainer.train_step(batch, epoch=0)
     # This VM's speed drifts by ±15 % within a minute: each round measures the conv rate and then
     # three steps, so that a step is compared with the floor of the same moment.
-    rounds = []
+    rounds, onednn_rounds = [], []
     for _ in range(args.rounds):
         rate_now = conv_rate(device, repeats=5)
         step_now = median_seconds(lambda: trainer.train_step(batch, epoch=0), repeats=3, warmup=0)
         rounds.append((step_now / (flops / rate_now), rate_now, step_now))
+        with every_conv_by_onednn():
+            step_now = median_seconds(lambda: trainer.train_step(batch, epoch=0), repeats=3, warmup=0)
+        onednn_rounds.append((step_now / (flops / rate_now), rate_now, step_now))
     rounds.sort()
+    speedups = sorted(b[2] / a[2] for a, b in zip(rounds, onednn_rounds))
+    onednn_rounds.sort()
     ratio, rate, seconds = rounds[len(rounds) // 2]
     floor = flops / rate
     spread = f"{rounds[0][0]:.2f}–{rounds[-1][0]:.2f}"
+    onednn_ratio, onednn_rate, onednn_seconds = onednn_rounds[len(onednn_rounds) // 2]
     breakdown = profile_breakdown(trainer, batch)
     mark = f"met: ≤ {TARGET}" if ratio <= TARGET else f"missed: ≤ {TARGET}"
     params = sum(p.numel() for p in trainer.optimizer.param_groups[0]["params"]) + sum(
         p.numel() for g in trainer.optimizer.param_groups[1:] for p in g["params"]
     )
+    conv_seconds = sum(v for k, v in breakdown.items() if k.startswith("convolution"))
+    conv_share = conv_seconds / breakdown["total"]
     lines = [
         f"The step of presets/demo.yaml ({args.variant}, R18 from scratch, 192×64, batch 4, MS + hints, learned weights, "
         f"Adam over {params / 1e6:.1f} M parameters) on a synthetic batch.",
@@ -103,8 +127,15 @@ def main() -> None:
         "| ---: | ---: | ---: | ---: | ---: | ---: |",
         f"| {flops / 1e9:.0f} | {rate / 1e9:.0f} | {floor:.3f} | {seconds:.3f} | **{ratio:.2f}** ({mark}) | {spread} |",
         "",
+        f"In the same rounds, with every convolution left to oneDNN (no small maps as one matrix product, "
+        f"models/small_map_conv.py): step {onednn_seconds:.3f} s, **{onednn_ratio:.2f}×** the floor of its round "
+        f"(over rounds {onednn_rounds[0][0]:.2f}–{onednn_rounds[-1][0]:.2f}); the shipped step is "
+        f"{speedups[len(speedups) // 2]:.2f}× as fast (median over rounds, {speedups[0]:.2f}–{speedups[-1]:.2f}).",
+        "",
         "Where a step's time goes (torch.profiler, inclusive CPU time of each part, mean of 3 profiled steps, which the "
-        f"profiler slows to {breakdown['total']:.3f} s):",
+        f"profiler slows to {breakdown['total']:.3f} s). The convolutions alone (forward, backward and the small-map "
+        f"products) are {100 * conv_share:.0f} % of it: scaled to the timed step, {conv_share * seconds:.3f} s, "
+        f"{conv_share * seconds / floor:.2f}× the floor that counts their FLOPs at the probe's forward rate.",
         "",
         "| part | s per step | share |",
         "| --- | ---: | ---: |",

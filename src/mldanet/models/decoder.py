@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from mldanet.config import DecoderNorm
 from mldanet.models.attention import ChannelAttention, StructureAttention
+from mldanet.models.small_map_conv import SmallMapConv2d
 
 DECODER_CHANNELS = (16, 32, 64, 128, 256)
 
@@ -31,7 +32,7 @@ def reflect_pad(x: Tensor) -> Tensor:
     return F.pad(x, (1, 1, 1, 1), mode="reflect" if min(x.shape[-2:]) > 1 else "replicate")
 
 
-class ReflectConv3x3(nn.Conv2d):
+class ReflectConv3x3(SmallMapConv2d):
     """3×3 convolution over a reflection-padded input (size preserving)."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:

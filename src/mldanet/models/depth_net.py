@@ -12,6 +12,7 @@ from mldanet.config import ModelConfig, Variant
 from mldanet.models.attention import GlobalAttention
 from mldanet.models.decoder import Decoder
 from mldanet.models.encoder import LEVEL_CHANNELS, BackboneBranch, ImageBranch
+from mldanet.models.small_map_conv import small_maps_as_matmul
 
 VARIANTS = typing.get_args(Variant)
 IMAGE_MEAN, IMAGE_STD = 0.45, 0.225
@@ -60,6 +61,7 @@ class DepthNet(nn.Module):
             norm=model.decoder_norm if mlda else "none",
         )
         self.scales = self.decoder.scales
+        small_maps_as_matmul(self)
 
     def forward(
         self, image: Tensor, return_attention: bool = False

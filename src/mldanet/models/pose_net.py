@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from mldanet.models.depth_net import normalise
 from mldanet.models.encoder import ResNetFeatures
+from mldanet.models.small_map_conv import small_maps_as_matmul
 from mldanet.models.weights import load_resnet
 
 OUTPUT_SCALE = 0.01  # keeps the initial poses near identity, so early warps stay near the frames
@@ -40,6 +41,7 @@ class PoseNet(nn.Module):
             nn.ReLU(inplace=True),
             nn.Conv2d(256, 6, 1),
         )
+        small_maps_as_matmul(self)
 
     def forward(self, first: Tensor, second: Tensor) -> tuple[Tensor, Tensor]:
         if first.shape != second.shape or first.dim() != 4 or first.shape[1] != 3:
