@@ -51,6 +51,18 @@ def test_trains_small_maps_as_a_product_and_leaves_the_rest_to_conv2d(monkeypatc
     assert len(calls) == 1
 
 
+def test_under_cpu_autocast_it_gives_conv2d_s_dtype():
+    torch.manual_seed(0)
+    plain = nn.Conv2d(4, 6, 3, padding=1)
+    converted = small_maps_as_matmul(nn.Sequential(nn.Conv2d(4, 6, 3, padding=1)))[0]
+    converted.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 4, 2, 6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours, reference = converted(x), plain(x)
+    assert ours.dtype == reference.dtype == torch.bfloat16
+    torch.testing.assert_close(ours.float(), reference.float(), rtol=2e-2, atol=2e-2)
+
+
 def test_a_converted_network_keeps_its_parameters_and_outputs():
     torch.manual_seed(0)
     plain = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 3, stride=2, padding=1))

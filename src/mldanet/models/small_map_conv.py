@@ -39,7 +39,8 @@ def conv2d_as_matmul(
     columns = F.unfold(x, (kernel_h, kernel_w), padding=padding, stride=stride)  # B × C·kh·kw × H'·W'
     columns = columns.transpose(0, 1).reshape(columns.shape[1], -1)
     out = (weight.reshape(out_channels, -1) @ columns).reshape(out_channels, batch, out_h, out_w).transpose(0, 1)
-    return out if bias is None else out + bias.view(1, -1, 1, 1)
+    # Under autocast the product is in half precision and the bias is not: keep the product's dtype, as conv2d does.
+    return out if bias is None else out + bias.view(1, -1, 1, 1).to(out.dtype)
 
 
 def _runs_as_matmul(conv: nn.Conv2d, x: Tensor, weight: Tensor) -> bool:
