@@ -111,7 +111,7 @@ def main() -> None:
     ratio, rate, seconds = rounds[len(rounds) // 2]
     floor = flops / rate
     spread = f"{rounds[0][0]:.2f}–{rounds[-1][0]:.2f}"
-    onednn_ratio, onednn_rate, onednn_seconds = onednn_rounds[len(onednn_rounds) // 2]
+    onednn_ratio, _, onednn_seconds = onednn_rounds[len(onednn_rounds) // 2]
     breakdown = profile_breakdown(trainer, batch)
     mark = f"met: ≤ {TARGET}" if ratio <= TARGET else f"missed: ≤ {TARGET}"
     params = sum(p.numel() for p in trainer.optimizer.param_groups[0]["params"]) + sum(

@@ -34,13 +34,16 @@ def conv2d_as_matmul(
     """
     batch = x.shape[0]
     out_channels, _, kernel_h, kernel_w = weight.shape
-    out_h = (x.shape[-2] + 2 * padding[0] - kernel_h) // stride[0] + 1
-    out_w = (x.shape[-1] + 2 * padding[1] - kernel_w) // stride[1] + 1
+    out_h, out_w = _output_size(x, (kernel_h, kernel_w), stride, padding)
     columns = F.unfold(x, (kernel_h, kernel_w), padding=padding, stride=stride)  # B × C·kh·kw × H'·W'
     columns = columns.transpose(0, 1).reshape(columns.shape[1], -1)
     out = (weight.reshape(out_channels, -1) @ columns).reshape(out_channels, batch, out_h, out_w).transpose(0, 1)
     # Under autocast the product is in half precision and the bias is not: keep the product's dtype, as conv2d does.
     return out if bias is None else out + bias.view(1, -1, 1, 1).to(out.dtype)
+
+
+def _output_size(x: Tensor, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int]) -> tuple[int, int]:
+    return tuple((x.shape[i - 2] + 2 * padding[i] - kernel[i]) // stride[i] + 1 for i in range(2))
 
 
 def _runs_as_matmul(conv: nn.Conv2d, x: Tensor, weight: Tensor) -> bool:
@@ -50,9 +53,7 @@ def _runs_as_matmul(conv: nn.Conv2d, x: Tensor, weight: Tensor) -> bool:
         return False
     if conv.groups != 1 or conv.dilation != (1, 1) or conv.padding_mode != "zeros" or isinstance(conv.padding, str):
         return False
-    kernel_h, kernel_w = conv.kernel_size
-    out_h = (x.shape[-2] + 2 * conv.padding[0] - kernel_h) // conv.stride[0] + 1
-    out_w = (x.shape[-1] + 2 * conv.padding[1] - kernel_w) // conv.stride[1] + 1
+    out_h, out_w = _output_size(x, conv.kernel_size, conv.stride, conv.padding)
     return out_h * out_w <= MAX_OUTPUT_PIXELS
 
 
