@@ -7,12 +7,13 @@ The demo's data and recipe (presets/demo.yaml: 192×64, batch 4, MS + depth hint
 weights, cosine lr with warm-up, from scratch), one change per row:
 
 - ``baseline``: monodepth2's ResNet + U-Net (no image branch, no attention, no decoder norm);
-- ``sa_guided``: MLDA-Net as shipped (the guided SA, the specification's form, the default since 2026-12-07);
-- ``full``: MLDA-Net with the residual SA (the default when the study began);
-- ``sa_off``: MLDA-Net with the structure attention off (the identity);
-- ``sa_seed``: the source's Eq. 8 SA;
-- ``ca_off``: the residual-SA MLDA-Net with the decoder's channel attention off; ``guided_ca_off``: the same on
-  the shipped (guided) form;
+- ``guided_ca_off``: MLDA-Net as shipped: the guided SA (the specification's form), no channel attention in
+  the decoder (both the defaults since 2026-12-07); ``shipped_sa_off``: the same with the structure attention off;
+- ``sa_guided``: the guided SA with the decoder's channel attention (the specification's decoder);
+- ``full``: the residual SA with the decoder's channel attention (the default when the study began);
+- ``sa_off``: the structure attention off (the identity), decoder CA on;
+- ``sa_seed``: the source's Eq. 8 SA, decoder CA on;
+- ``ca_off``: the residual-SA MLDA-Net with the decoder's channel attention off;
 - ``single_level``: the residual-SA MLDA-Net without the image branch and its global attention (backbone features only);
 - ``sa_mix_lr``: the residual SA with its mixing weights γ at 20× the learning rate.
 
@@ -52,31 +53,35 @@ from mldanet.folder_lock import FolderLock, FolderLocked
 STUDY = Path(__file__).resolve().parent / "ablation_components.json"
 PROBE_FRAMES = 16
 
-# Each MLDA-Net row names its structure attention form: the rows were first run with the residual
-# form as the default, and a finished run is found again by its row name alone.
+# Each MLDA-Net row names its structure attention form and whether the decoder has channel attention:
+# the rows were first run under other defaults (residual SA, decoder CA on), and a finished run is
+# found again by its row name alone.
+CA_ON = "model.decoder_attention=true"
+CA_OFF = "model.decoder_attention=false"
 ROWS = {
     "baseline": ("baseline (monodepth2-style)", ["model.variant=baseline"]),
-    "full": ("MLDA-Net (residual SA)", ["model.structure_attention=residual"]),
-    "sa_off": ("SA off", ["model.structure_attention=none"]),
-    "sa_guided": ("MLDA-Net (shipped: guided SA)", ["model.structure_attention=guided"]),
-    "sa_seed": ("SA seed (Eq. 8)", ["model.structure_attention=seed"]),
-    "ca_off": ("decoder CA off", ["model.structure_attention=residual", "model.decoder_attention=false"]),
-    # ca_off's gain (abs_rel, a1, ε_acc beyond the seed spread over the residual form) asked whether it holds
-    # on the shipped form before a preset drops the decoder's CA.
-    "guided_ca_off": ("decoder CA off (guided SA)", ["model.structure_attention=guided", "model.decoder_attention=false"]),
-    "single_level": ("multi-level features off", ["model.structure_attention=residual", "model.multi_level=false"]),
+    # ca_off's gain (abs_rel, a1, ε_acc beyond the seed spread over the residual form) asked whether it held
+    # on the guided form; it did on abs_rel, and this is the form shipped since 2026-12-07.
+    "guided_ca_off": ("MLDA-Net as shipped (guided SA, no decoder CA)", ["model.structure_attention=guided", CA_OFF]),
+    "shipped_sa_off": ("shipped, SA off", ["model.structure_attention=none", CA_OFF]),
+    "sa_guided": ("MLDA-Net (guided SA, decoder CA)", ["model.structure_attention=guided", CA_ON]),
+    "full": ("MLDA-Net (residual SA, decoder CA)", ["model.structure_attention=residual", CA_ON]),
+    "sa_off": ("SA off (decoder CA)", ["model.structure_attention=none", CA_ON]),
+    "sa_seed": ("SA seed (Eq. 8, decoder CA)", ["model.structure_attention=seed", CA_ON]),
+    "ca_off": ("residual SA, no decoder CA", ["model.structure_attention=residual", CA_OFF]),
+    "single_level": ("multi-level features off (residual SA)", ["model.structure_attention=residual", CA_ON, "model.multi_level=false"]),
     # Issue 22 item 5's first candidate: γ stays at its initial 0.1 at the shared rate (Adam moves it
     # ~lr a step), so the residual form never finds out how much SA to mix in; 20× lets it travel 0..1.
-    "sa_mix_lr": ("residual SA, γ at 20× lr", ["model.structure_attention=residual", "optim.structure_mix_lr_scale=20"]),
+    "sa_mix_lr": ("residual SA, γ at 20× lr", ["model.structure_attention=residual", CA_ON, "optim.structure_mix_lr_scale=20"]),
 }
-# reference row → the rows compared with it: each row against the MLDA-Net it changes one thing of (the
-# rows run on top of the residual form, when that was the default, against that form).
+# reference row → the rows compared with it: each row against the MLDA-Net it changes one thing of.
 VERDICTS = {
-    "sa_guided": ("baseline", "sa_off", "full", "sa_seed", "guided_ca_off"),
+    "guided_ca_off": ("baseline", "shipped_sa_off", "sa_guided"),
+    "sa_guided": ("baseline", "sa_off", "full", "sa_seed"),
     "full": ("ca_off", "single_level", "sa_mix_lr"),
 }
-# The paper's claim first: baseline, full and SA off over every seed, then the other rows.
-FIRST = ("baseline", "sa_guided", "sa_off")
+# The paper's claim first: the baseline, the shipped network and its SA off over every seed, then the other rows.
+FIRST = ("baseline", "guided_ca_off", "shipped_sa_off", "sa_guided", "sa_off")
 COLUMNS = ("abs_rel", "a1", "dbe_acc", "dbe_comp", "edge_f1")
 
 

@@ -257,8 +257,10 @@ def test_tiny_demo_end_to_end(tmp_path, capsys):
     for row in ("untrained", "prior", "trained"):
         assert set(report[row]) == keys | boundary_keys
         assert 0 <= report[row]["dbe_acc"] <= 10 and 0 < report[row]["dbe_comp"] <= 10
+    # Not a1: 24 steps from scratch can leave every pixel beyond the 1.25 ratio (seed 0 without the
+    # decoder's CA: a1 0 before and after while abs_rel falls from 0.90 to 0.72).
     assert report["trained"]["abs_rel"] < report["untrained"]["abs_rel"]
-    assert report["trained"]["a1"] > report["untrained"]["a1"]
+    assert report["trained"]["rmse"] < report["untrained"]["rmse"]
     for name in ("report.md", "report.html", "training_curves.png", "picture_grid.png", "boundary_crop.png",
                  "run/checkpoints/last.pt"):
         assert (out / name).is_file(), name

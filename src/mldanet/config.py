@@ -49,7 +49,9 @@ class ModelConfig:
 
     backbone: str = architecture("resnet18")  # resnet18 | resnet50 | a registered backbone (models/encoder.py)
     variant: Variant = architecture("mlda")
-    decoder_attention: bool = architecture(True)  # channel attention in the decoder (docs/METHOD.md §5, step 2)
+    # channel attention in the decoder (docs/METHOD.md §5, step 2); off since the component study found the
+    # network better without it (RESULTS "Component ablation"); true: the specification's decoder
+    decoder_attention: bool = architecture(False)
     attention_affinity: Affinity = architecture("cosine")  # models/attention.py ChannelAttention
     structure_attention: StructureAttentionForm = architecture("guided")  # models/attention.py StructureAttention; none: SA off
     multi_level: bool = architecture(True)  # the image branch fused by global attention (docs/METHOD.md §1–§3); false: backbone features only

@@ -88,11 +88,13 @@ def test_baseline_is_monodepth2_resnet_unet() -> None:
 
 
 def test_decoder_attention_switch_removes_only_decoder_channel_attention(mlda_r18: torch.nn.Module) -> None:
-    full = mlda_r18
+    """The decoder's CA is off by default (the component study, RESULTS "Component ablation")."""
+    full = build_depth_net("resnet18", "mlda", decoder_attention=True)
     lean = build_depth_net("resnet18", "mlda", decoder_attention=False)
     assert count(full, ChannelAttention) == 10 + 4  # two per GA level, one per decoder level k = 1..4
     assert count(lean, ChannelAttention) == 10 and count(lean.decoder, ChannelAttention) == 0
     assert count(lean, StructureAttention) == 5 and count(lean, GlobalAttention) == 5
+    assert count(mlda_r18, ChannelAttention) == 10
 
 
 @pytest.mark.parametrize("affinity", ["raw", "scaled", "cosine"])
@@ -161,8 +163,8 @@ def test_depth_net_from_config_follows_the_model_section():
 
     net = depth_net_from_config(ModelConfig(variant="baseline", scales=(0, 1)))
     assert (net.backbone, net.variant, tuple(net.scales)) == ("resnet18", "baseline", (0, 1))
-    with_ca = depth_net_from_config(ModelConfig())
-    without_ca = depth_net_from_config(ModelConfig(decoder_attention=False))
+    with_ca = depth_net_from_config(ModelConfig(decoder_attention=True))
+    without_ca = depth_net_from_config(ModelConfig())
     assert sum(p.numel() for p in without_ca.parameters()) < sum(p.numel() for p in with_ca.parameters())
 
 
@@ -189,9 +191,9 @@ def test_ablation_switches_remove_exactly_their_parts():
     gone, the rest is the full network's, and the output is still a disparity at every scale."""
     from mldanet.models import build_depth_net
 
-    full = build_depth_net("resnet18", "mlda")
-    no_sa = build_depth_net("resnet18", "mlda", structure_attention="none")
-    single = build_depth_net("resnet18", "mlda", multi_level=False)
+    full = build_depth_net("resnet18", "mlda", decoder_attention=True)
+    no_sa = build_depth_net("resnet18", "mlda", decoder_attention=True, structure_attention="none")
+    single = build_depth_net("resnet18", "mlda", decoder_attention=True, multi_level=False)
     assert no_sa.decoder.structure_attention is None and no_sa.image_branch is not None
     assert single.image_branch is None and single.global_attention is None
     assert single.decoder.structure_attention is not None and single.decoder.channel_attention is not None

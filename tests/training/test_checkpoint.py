@@ -145,6 +145,28 @@ def test_checkpoints_of_the_residual_default_keep_their_form(tmp_path):
         torch.testing.assert_close(loaded(image)[0], net(image)[0], rtol=0, atol=0)
 
 
+def test_checkpoints_with_the_decoder_channel_attention_keep_it(tmp_path):
+    """The decoder's CA was on by default until the component study (issue 22): every checkpoint
+    names the setting, and one trained with CA loads with CA and gives the same output."""
+    from mldanet.models import build_depth_net
+    from mldanet.models.attention import ChannelAttention
+    from mldanet.models.checkpoint import load_depth_net
+
+    config = Config()
+    config.model.decoder_attention, config.model.weights_init = True, "scratch"
+    torch.manual_seed(0)
+    net = build_depth_net("resnet18", "mlda", pretrained=False, decoder_attention=True).eval()
+    path = save_checkpoint({"config": config.to_dict(), "depth_net": net.state_dict(), "pose_net": None, "step": 0, "epoch": 0},
+                           tmp_path / "decoder_ca.pt")
+    loaded, loaded_config = load_depth_net(path)
+    assert loaded_config.model.decoder_attention is True and Config().model.decoder_attention is False
+    assert sorted(loaded.decoder.channel_attention) == ["1", "2", "3", "4"]
+    assert all(isinstance(m, ChannelAttention) for m in loaded.decoder.channel_attention.values())
+    image = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(image)[0], net(image)[0], rtol=0, atol=0)
+
+
 def test_checkpoints_from_before_the_depth_range_moved_keep_theirs():
     """min_depth/max_depth were loss keys; a checkpoint (or YAML) of that time keeps its range."""
     old = Config().to_dict()
