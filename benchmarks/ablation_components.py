@@ -204,6 +204,13 @@ def study_key(steps: int) -> str:
     return f"{steps} steps, {torch.backends.cpu.get_cpu_capability()} kernels"
 
 
+def run_folder(out: Path, steps: int, row: str, seed: int) -> Path:
+    """A run's folder, apart per kernel set: an AVX2-forced run must not resume from the AVX-512 run's checkpoint."""
+    import torch
+
+    return out / "runs" / f"{steps}_steps_{torch.backends.cpu.get_cpu_capability().lower()}" / f"{row}_seed{seed}"
+
+
 def report(study: dict[str, dict], steps: int) -> str:
     """The RESULTS section: per kernel set run at ``steps``, the table, the spread verdicts, the probe, the plot."""
     names = {row: label for row, (label, _) in ROWS.items()}
@@ -278,7 +285,7 @@ def run_study(study: dict[str, dict], args, out: Path, settings: DemoSettings) -
     for row, seed in run_order(args.rows, args.seeds):
         if str(seed) in runs.get(row, {}):
             continue
-        entry = train_one(data, settings, row, seed, out / "runs" / f"{args.steps}_steps" / f"{row}_seed{seed}", args.eval_every)
+        entry = train_one(data, settings, row, seed, run_folder(out, args.steps, row, seed), args.eval_every)
         runs.setdefault(row, {})[str(seed)] = entry
         STUDY.write_text(json.dumps(study, indent=1) + "\n")
         metrics = entry["metrics"]

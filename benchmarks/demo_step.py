@@ -8,13 +8,16 @@ left out. The floor is the step's convolution and matrix FLOPs (forward and back
 depth and pose nets) ÷ this CPU's best 3×3-convolution rate, measured before and after the
 steps (the faster one counts). Each round also times the step with every convolution left to oneDNN
 (the A/B of models/small_map_conv.py). A profile of a few steps says where the time above the floor goes.
-Target (issue 22): step ≤ 1.8× the floor.
+``--compile-trial`` times the losses with their photometric error through torch.compile (the
+lever the issue names), against its compile time. Target (issue 22): step ≤ 1.8× the floor.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections import defaultdict
+import os
+import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,8 +67,6 @@ def demo_trainer(variant: str, out: str) -> tuple[Trainer, object]:
 
 def profile_breakdown(trainer: Trainer, batch, steps: int = 3) -> dict[str, float]:
     """Seconds per step by part (:data:`CATEGORIES`' inclusive times; the rest of the wall time as :data:`OTHER`)."""
-    import time
-
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -83,10 +84,44 @@ def profile_breakdown(trainer: Trainer, batch, steps: int = 3) -> dict[str, floa
     return dict(sorted(parts.items(), key=lambda kv: -kv[1])) | {"total": wall / steps}
 
 
+def compile_trial(trainer: Trainer, batch) -> dict[str, float]:
+    """The losses' forward + backward on the step's own disparities and poses, eager and with the
+    photometric error (their largest element-wise part) through torch.compile → seconds of each
+    (median of 9) and of the first compiled call, which compiles."""
+    from mldanet.losses import total
+
+    model, config = trainer.model, trainer.config
+    disps, _ = model.depth_net(model._input(batch.net_images[0]), return_attention=True)
+    disps = {s: d.detach().float().requires_grad_() for s, d in disps.items()}
+    with torch.no_grad():
+        transforms = model.transforms(batch)
+
+    def losses() -> None:
+        result = total.compute_losses(
+            disps, batch, transforms, config.loss, model.weighting, depth_range=(config.model.min_depth, config.model.max_depth)
+        )
+        result.total.backward()
+
+    eager_error = total.photometric_error
+    eager = median_seconds(losses, repeats=9, warmup=3)
+    # A fresh cache: a first demo compiles everything (a warm cache would hide most of it).
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="mldanet-inductor-")
+    total.photometric_error = torch.compile(eager_error, dynamic=False)
+    try:
+        start = time.perf_counter()
+        losses()
+        first = time.perf_counter() - start
+        compiled = median_seconds(losses, repeats=9, warmup=1)
+    finally:
+        total.photometric_error = eager_error
+    return {"eager": eager, "compiled": compiled, "first": first}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7, help="rounds of (conv-rate probe, 3 timed steps); the median round is reported")
     parser.add_argument("--variant", choices=["mlda", "baseline"], default="mlda")
+    parser.add_argument("--compile-trial", action="store_true", help="also time the losses with torch.compile (inductor needs a C++ compiler)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     parser.add_argument("--out", default="/tmp/mldanet-demo-step", help="scratch run folder (nothing is saved)")
     args = parser.parse_args()
@@ -141,6 +176,18 @@ def main() -> None:
         "| --- | ---: | ---: |",
         *(f"| {k} | {v:.3f} | {100 * v / breakdown['total']:.0f} % |" for k, v in breakdown.items() if k != "total"),
     ]
+    if args.compile_trial:
+        trial = compile_trial(trainer, batch)
+        saved = trial["eager"] - trial["compiled"]
+        steps = load_preset("demo").optim.max_steps
+        payback = f"it pays back after {(trial['first'] - trial['compiled']) / saved:.0f} steps" if saved > 0 else "it saves nothing"
+        lines += [
+            "",
+            f"torch.compile (inductor, `--compile-trial`) of the photometric error, the losses' largest element-wise part: "
+            f"the losses' forward + backward take {trial['compiled']:.3f} s a step against {trial['eager']:.3f} s eager, "
+            f"after a first call of {trial['first']:.0f} s that compiles; {payback} (the demo trains {steps} "
+            "and runs eager).",
+        ]
     body = "\n".join(lines)
     print(machine_line())
     print(body)
