@@ -53,7 +53,7 @@ def beyond_spread(stats: Stats, reference: str, keys: Iterable[str], lower_is_be
         verdicts = [f"{word} on {', '.join(found)}" for word, found in (("better", better), ("worse", worse)) if found]
         lines.append(f"- {label}: " + (f"{names.get(reference, reference)} is {'; '.join(verdicts)} beyond the seed spread."
                                        if verdicts else "nothing differs beyond the seed spread."))
-    return lines
+    return lines or [f"- (no row to compare with {names.get(reference, reference)} run yet)"]
 
 
 def stats_table(stats: Stats, keys: Iterable[str], headers: Iterable[str] | None = None,

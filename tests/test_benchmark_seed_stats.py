@@ -34,6 +34,14 @@ def test_only_differences_beyond_both_spreads_are_named():
     assert beyond_spread(stats, "missing", ["abs_rel"], set()) == ["- (no missing run yet)"]
 
 
+def test_a_reference_alone_says_there_is_nothing_to_compare_yet():
+    stats = seed_stats({"full": runs()["full"]}, ["abs_rel"])
+    assert beyond_spread(stats, "full", ["abs_rel"], {"abs_rel"}, {"full": "MLDA-Net"}) == [
+        "- (no row to compare with MLDA-Net run yet)"]
+    assert beyond_spread(seed_stats(runs(), ["abs_rel"]), "full", ["abs_rel"], {"abs_rel"}, rows=["not_run"]) == [
+        "- (no row to compare with full run yet)"]
+
+
 def test_a_row_both_better_and_worse_gets_both_lists():
     stats = seed_stats({"full": [{"a": 1.0, "b": 1.0}, {"a": 1.1, "b": 1.1}],
                         "row": [{"a": 2.0, "b": 2.0}, {"a": 2.1, "b": 2.1}]}, ["a", "b"])
